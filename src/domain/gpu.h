@@ -1,0 +1,27 @@
+// GPUs as the service sees them, and the one spelling of a GPU type. Pure; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gpuorch::domain {
+
+struct GpuDevice {
+  int index = 0;          // the index CUDA_VISIBLE_DEVICES uses on its node
+  std::string name;       // as reported, e.g. "NVIDIA GeForce RTX 4090"
+  std::string type;       // canonical type, e.g. "RTX4090" (see CanonicalGpuType)
+  int64_t memory_mb = 0;  // total memory of this GPU
+  std::string uuid;       // empty when unknown (declared GPUs)
+
+  bool operator==(const GpuDevice&) const = default;
+};
+
+// The canonical spelling of a GPU type: "RTX4090", "rtx_4090", "NVIDIA GeForce RTX 4090" and
+// "GeForce RTX 4090" are all "RTX4090"; "NVIDIA H200" is "H200". Empty and "any" give "".
+std::string CanonicalGpuType(std::string_view text);
+
+// GPU memory in GB for well-known types ("RTX4090" → 24), or 0 when unknown.
+double KnownGpuMemoryGb(std::string_view canonical_type);
+
+}  // namespace gpuorch::domain
