@@ -1,1 +1,464 @@
-namespace gpuorch::lifecycle {}
+#include "lifecycle/job_controller.h"
+
+#include <csignal>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "core/log.h"
+#include "scheduler/placement.h"
+
+namespace gpuorch::lifecycle {
+namespace {
+
+using domain::Job;
+using domain::JobState;
+
+// How often the queue is looked at even when nothing signalled a change (retry backoffs expire).
+constexpr std::chrono::seconds kScheduleEvery{1};
+
+std::string JoinInts(const std::vector<int>& values, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < values.size(); ++i) {
+    out += (i ? sep : "") + std::to_string(values[i]);
+  }
+  return out;
+}
+
+std::string DescribeExit(std::optional<int> exit_code) {
+  if (!exit_code) {
+    return "exit code unknown";
+  }
+  if (*exit_code > 128 && *exit_code < 128 + 65) {
+    return "killed by signal " + std::to_string(*exit_code - 128) + " (exit code " +
+           std::to_string(*exit_code) + ")";
+  }
+  return "exit code " + std::to_string(*exit_code);
+}
+
+}  // namespace
+
+JobController::JobController(JobControllerDeps deps, JobControllerOptions options)
+    : store_(deps.store), runner_(deps.runner), clock_(deps.clock), options_(std::move(options)) {
+  PublishView();
+}
+
+JobController::~JobController() { Stop(); }
+
+std::string JobController::AttemptDir(const std::string& job_id, int attempt) const {
+  return options_.data_dir + "/jobs/" + job_id + "/attempt-" + std::to_string(attempt);
+}
+
+void JobController::Start() {
+  if (!loop_) {
+    loop_ = std::make_unique<core::PeriodicLoop>("job-controller", options_.loop_interval,
+                                                 [this] { Tick(); });
+    loop_->Start();
+  }
+}
+
+void JobController::Stop() {
+  if (loop_) {
+    loop_->Stop();
+  }
+}
+
+void JobController::Notify() {
+  dirty_ = true;
+  if (loop_) {
+    loop_->Notify();
+  }
+}
+
+core::Result<Job> JobController::Update(const store::JobUpdate& update) {
+  auto result = store_.UpdateJob(update, clock_.Now());
+  if (!result && result.error().code != core::Code::kAborted) {
+    spdlog::error("job {}: store update failed: {}", update.job_id, result.error().message);
+  }
+  return result;
+}
+
+core::Status JobController::Recover() {
+  std::lock_guard lock(mu_);
+  auto active = store_.ListJobsInStates({JobState::kScheduled, JobState::kRunning});
+  if (!active) {
+    return core::Fail(active.error().WithContext("recover"));
+  }
+  int reattached = 0;
+  int settled = 0;
+  for (const Job& job : *active) {
+    if (!job.node_id.empty() && job.node_id != options_.node_id) {
+      continue;
+    }
+    agent::AttemptProbe probe = runner_.Probe(AttemptDir(job.id, job.attempt));
+    Job current = job;
+    if (probe.status != agent::AttemptStatus::kLost && job.state == JobState::kScheduled) {
+      auto moved = Update({.job_id = job.id,
+                           .expected_state = JobState::kScheduled,
+                           .new_state = JobState::kRunning,
+                           .started_at = std::optional(clock_.Now()),
+                           .transition_message = "running (found after restart)"});
+      if (!moved) {
+        continue;
+      }
+      current = *moved;
+    }
+    if (probe.status == agent::AttemptStatus::kRunning && probe.handle) {
+      LiveAttempt live{.job_id = job.id,
+                       .attempt = job.attempt,
+                       .handle = *probe.handle,
+                       .gpu_indices = job.gpu_indices};
+      int64_t timeout = job.spec.timeout_seconds > 0 ? job.spec.timeout_seconds
+                                                     : options_.default_timeout_seconds;
+      if (current.started_at) {
+        live.deadline = *current.started_at + std::chrono::seconds(timeout);
+      }
+      live_[job.id] = live;
+      ++reattached;
+    } else if (probe.status == agent::AttemptStatus::kExited) {
+      SettleAttempt(current, probe.exit_code, "exited while the service was down");
+      ++settled;
+    } else {
+      SettleAttempt(current, std::nullopt, "attempt lost: its process was gone after a restart");
+      ++settled;
+    }
+  }
+  // Jobs cancelled or timed out whose processes may not have been seen to exit yet.
+  auto stopped = store_.ListJobsInStates({JobState::kCancelled, JobState::kTimedOut});
+  if (!stopped) {
+    return core::Fail(stopped.error().WithContext("recover"));
+  }
+  for (const Job& job : *stopped) {
+    if (job.exit_code || !job.started_at || job.attempt == 0 ||
+        (!job.node_id.empty() && job.node_id != options_.node_id)) {
+      continue;
+    }
+    agent::AttemptProbe probe = runner_.Probe(AttemptDir(job.id, job.attempt));
+    if (probe.status == agent::AttemptStatus::kRunning && probe.handle) {
+      LiveAttempt live{.job_id = job.id,
+                       .attempt = job.attempt,
+                       .handle = *probe.handle,
+                       .gpu_indices = job.gpu_indices,
+                       .stopping = true};
+      BeginStopping(live);
+      live_[job.id] = live;
+      ++reattached;
+    } else if (probe.status == agent::AttemptStatus::kExited) {
+      RecordExitOfStoppedJob(job.id, probe.exit_code);
+    }
+  }
+  if (reattached + settled > 0) {
+    spdlog::info("recovery: re-attached {} attempt(s), settled {}", reattached, settled);
+  }
+  dirty_ = true;
+  PublishView();
+  return core::Ok();
+}
+
+void JobController::Tick() {
+  std::lock_guard lock(mu_);
+  bool freed = false;
+  PollAttempts(freed);
+  const auto mono_now = clock_.MonotonicNow();
+  if (dirty_.exchange(false) || freed || mono_now - last_schedule_ >= kScheduleEvery) {
+    last_schedule_ = mono_now;
+    Schedule();
+  }
+  PublishView();
+}
+
+void JobController::PollAttempts(bool& freed) {
+  const auto now = clock_.Now();
+  const auto mono_now = clock_.MonotonicNow();
+  for (auto it = live_.begin(); it != live_.end();) {
+    LiveAttempt& live = it->second;
+    agent::AttemptProbe probe = runner_.Probe(live.handle.attempt_dir);
+    if (probe.status != agent::AttemptStatus::kRunning) {
+      std::optional<int> exit_code = probe.exit_code;
+      if (live.stopping) {
+        RecordExitOfStoppedJob(live.job_id, exit_code);
+      } else if (auto job = store_.GetJob(live.job_id);
+                 job && job->attempt == live.attempt && !domain::IsTerminal(job->state)) {
+        SettleAttempt(*job, exit_code,
+                      probe.status == agent::AttemptStatus::kLost
+                          ? "attempt lost: its process vanished without an exit status"
+                          : "");
+      }
+      it = live_.erase(it);
+      freed = true;
+      continue;
+    }
+    if (!live.stopping && live.deadline && now >= *live.deadline) {
+      auto job = Update({.job_id = live.job_id,
+                         .expected_state = JobState::kRunning,
+                         .new_state = JobState::kTimedOut,
+                         .status_message = std::string("timed out; stopping its processes"),
+                         .finished_at = std::optional(now),
+                         .transition_message = "timeout reached"});
+      if (job) {
+        live.stopping = true;
+        BeginStopping(live);
+      }
+    }
+    if (live.term_sent_at && !live.kill_sent &&
+        mono_now - *live.term_sent_at >= options_.kill_grace) {
+      (void)runner_.Signal(live.handle, SIGKILL);
+      live.kill_sent = true;
+      spdlog::info("job {}: grace period over, sent SIGKILL", live.job_id);
+    }
+    ++it;
+  }
+}
+
+void JobController::BeginStopping(LiveAttempt& live) {
+  if (live.term_sent_at) {
+    return;
+  }
+  (void)runner_.Signal(live.handle, SIGTERM);
+  live.term_sent_at = clock_.MonotonicNow();
+  if (options_.kill_grace.count() == 0) {
+    (void)runner_.Signal(live.handle, SIGKILL);
+    live.kill_sent = true;
+  }
+}
+
+void JobController::RecordExitOfStoppedJob(const std::string& job_id,
+                                           std::optional<int> exit_code) {
+  auto job = store_.GetJob(job_id);
+  if (!job || !domain::IsTerminal(job->state)) {
+    return;
+  }
+  std::string message = job->status_message;
+  const std::string suffix = "; stopping its processes";
+  if (message.size() >= suffix.size() &&
+      message.compare(message.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    message.resize(message.size() - suffix.size());
+  }
+  (void)Update({.job_id = job_id,
+                .expected_state = job->state,
+                .status_message = message + "; processes ended (" + DescribeExit(exit_code) + ")",
+                .exit_code = std::optional(exit_code ? exit_code : std::optional<int>(-1))});
+}
+
+void JobController::SettleAttempt(const Job& job, std::optional<int> exit_code,
+                                  const std::string& why) {
+  const auto now = clock_.Now();
+  const std::string attempt_text = "attempt " + std::to_string(job.attempt);
+  if (exit_code && *exit_code == 0) {
+    (void)Update({.job_id = job.id,
+                  .expected_state = job.state,
+                  .new_state = JobState::kSucceeded,
+                  .status_message = "succeeded (exit code 0)",
+                  .finished_at = std::optional(now),
+                  .exit_code = std::optional(exit_code),
+                  .transition_message = attempt_text + " exited with code 0"});
+    return;
+  }
+  const std::string cause = why.empty() ? DescribeExit(exit_code) : why;
+  if (job.attempt <= job.spec.max_retries) {
+    auto backoff = options_.retry_backoff_base * (1LL << std::min(job.attempt - 1, 20));
+    if (backoff > options_.retry_backoff_max) {
+      backoff = options_.retry_backoff_max;
+    }
+    (void)Update({.job_id = job.id,
+                  .expected_state = job.state,
+                  .new_state = JobState::kQueued,
+                  .status_message = attempt_text + " failed (" + cause + "); retry " +
+                                    std::to_string(job.attempt) + " of " +
+                                    std::to_string(job.spec.max_retries) + " after " +
+                                    std::to_string(backoff.count()) + " s",
+                  .started_at = std::optional<std::optional<core::SystemTime>>(std::nullopt),
+                  .not_before = std::optional(std::optional(now + backoff)),
+                  .exit_code = std::optional(exit_code),
+                  .transition_message = attempt_text + " failed: " + cause});
+    dirty_ = true;
+    return;
+  }
+  (void)Update({.job_id = job.id,
+                .expected_state = job.state,
+                .new_state = JobState::kFailed,
+                .status_message = "failed: " + cause,
+                .finished_at = std::optional(now),
+                .exit_code = std::optional(exit_code),
+                .transition_message = attempt_text + " failed: " + cause});
+}
+
+void JobController::Schedule() {
+  auto queued = store_.ListJobsInStates({JobState::kQueued});
+  if (!queued) {
+    spdlog::warn("scheduler: cannot read the queue: {}", queued.error().message);
+    return;
+  }
+  scheduler::NodeView node{.node_id = options_.node_id,
+                           .gpus = options_.gpus,
+                           .container_runtime = !options_.container_runtime.empty()};
+  for (const auto& [id, live] : live_) {
+    node.busy_gpu_indices.insert(node.busy_gpu_indices.end(), live.gpu_indices.begin(),
+                                 live.gpu_indices.end());
+  }
+  scheduler::SchedulePlan plan = scheduler::Schedule({node}, *queued, clock_.Now());
+  std::map<std::string, const Job*> by_id;
+  for (const Job& job : *queued) {
+    by_id[job.id] = &job;
+  }
+  for (const auto& assignment : plan.assignments) {
+    StartAttempt(*by_id.at(assignment.job_id), assignment.gpu_indices);
+  }
+  std::lock_guard view_lock(view_mu_);
+  waiting_ = std::move(plan.waiting);
+}
+
+std::vector<std::string> JobController::BuildArgv(const Job& job,
+                                                  const std::vector<int>& gpu_indices) const {
+  if (job.spec.docker_image.empty()) {
+    return job.spec.command;
+  }
+  const std::string& rt = options_.container_runtime;
+  std::vector<std::string> argv = {rt, "run", "--rm", "--init", "--name",
+                                   "gpuorch-" + job.id + "-" + std::to_string(job.attempt + 1)};
+  if (!gpu_indices.empty()) {
+    argv.insert(argv.end(), {"--gpus", "\"device=" + JoinInts(gpu_indices, ",") + "\""});
+  }
+  argv.insert(argv.end(), {"-e", "GPUORCH_JOB_ID=" + job.id});
+  for (const auto& [key, value] : job.spec.env) {
+    argv.insert(argv.end(), {"-e", key + "=" + value});
+  }
+  argv.push_back(job.spec.docker_image);
+  argv.insert(argv.end(), job.spec.command.begin(), job.spec.command.end());
+  return argv;
+}
+
+void JobController::StartAttempt(const Job& job, const std::vector<int>& gpu_indices) {
+  const int attempt = job.attempt + 1;
+  const std::string gpus = JoinInts(gpu_indices, ",");
+  auto scheduled = Update({.job_id = job.id,
+                           .expected_state = JobState::kQueued,
+                           .new_state = JobState::kScheduled,
+                           .status_message = "starting on node " + options_.node_id,
+                           .attempt = attempt,
+                           .node_id = options_.node_id,
+                           .gpu_indices = gpu_indices,
+                           .not_before = std::optional<std::optional<core::SystemTime>>(std::nullopt),
+                           .exit_code = std::optional<std::optional<int>>(std::nullopt),
+                           .transition_message = "scheduled on node " + options_.node_id +
+                                                 " GPUs [" + gpus + "]"});
+  if (!scheduled) {
+    return;
+  }
+  agent::LaunchSpec spec{.attempt_dir = AttemptDir(job.id, attempt),
+                         .argv = BuildArgv(job, gpu_indices),
+                         .env = job.spec.env};
+  spec.env["CUDA_VISIBLE_DEVICES"] = gpus;
+  spec.env["NVIDIA_VISIBLE_DEVICES"] = gpus.empty() ? "none" : gpus;
+  spec.env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
+  spec.env["GPUORCH_JOB_ID"] = job.id;
+  spec.env["GPUORCH_ATTEMPT"] = std::to_string(attempt);
+  auto handle = runner_.Launch(spec);
+  if (!handle) {
+    spdlog::warn("job {}: cannot start attempt {}: {}", job.id, attempt, handle.error().message);
+    SettleAttempt(*scheduled, std::nullopt, "could not start: " + handle.error().message);
+    return;
+  }
+  const auto now = clock_.Now();
+  int64_t timeout = job.spec.timeout_seconds > 0 ? job.spec.timeout_seconds
+                                                 : options_.default_timeout_seconds;
+  live_[job.id] = LiveAttempt{.job_id = job.id,
+                              .attempt = attempt,
+                              .handle = *handle,
+                              .gpu_indices = gpu_indices,
+                              .deadline = now + std::chrono::seconds(timeout)};
+  auto running = Update({.job_id = job.id,
+                         .expected_state = JobState::kScheduled,
+                         .new_state = JobState::kRunning,
+                         .status_message = "running on node " + options_.node_id + " (GPUs " +
+                                           (gpus.empty() ? "none" : gpus) + ")",
+                         .started_at = std::optional(std::optional(now)),
+                         .transition_message = "attempt " + std::to_string(attempt) +
+                                               " started, pid " +
+                                               std::to_string(handle->job_pid)});
+  if (!running) {
+    // The job changed under us (it cannot while we hold mu_, but never leave a process orphaned).
+    live_[job.id].stopping = true;
+    BeginStopping(live_[job.id]);
+  }
+  spdlog::info("job {}: attempt {} running on GPUs [{}], pid {}", job.id, attempt, gpus,
+               handle->job_pid);
+}
+
+core::Result<Job> JobController::Cancel(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  for (int tries = 0; tries < 3; ++tries) {
+    GPUORCH_ASSIGN_OR_RETURN(Job job, store_.GetJob(job_id));
+    if (domain::IsTerminal(job.state)) {
+      return core::Fail(core::Code::kFailedPrecondition,
+                        "job " + job_id + " already ended (" +
+                            std::string(domain::ToString(job.state)) + ")",
+                        "", "conflict");
+    }
+    auto live = live_.find(job_id);
+    const bool has_process = live != live_.end();
+    auto updated = Update({.job_id = job_id,
+                           .expected_state = job.state,
+                           .new_state = JobState::kCancelled,
+                           .status_message = std::string(has_process
+                                                             ? "cancelled by user; stopping its processes"
+                                                             : "cancelled by user"),
+                           .finished_at = std::optional(clock_.Now()),
+                           .transition_message = "cancelled by user"});
+    if (!updated && updated.error().code == core::Code::kAborted) {
+      continue;
+    }
+    if (updated && has_process) {
+      live->second.stopping = true;
+      BeginStopping(live->second);
+    }
+    dirty_ = true;
+    PublishView();
+    return updated;
+  }
+  return core::Fail(core::Code::kAborted, "job " + job_id + " kept changing; try again");
+}
+
+void JobController::PublishView() {
+  NodeStatus view{.node_id = options_.node_id,
+                  .gpu_source = options_.gpu_source,
+                  .container_runtime = !options_.container_runtime.empty(),
+                  .live_attempts = static_cast<int>(live_.size())};
+  std::map<int, std::string> holder;
+  std::map<std::string, int> live_view;
+  for (const auto& [id, live] : live_) {
+    for (int g : live.gpu_indices) {
+      holder[g] = id;
+    }
+    live_view[id] = live.attempt;
+  }
+  for (const auto& gpu : options_.gpus) {
+    auto it = holder.find(gpu.index);
+    view.gpus.push_back(GpuUsage{gpu, it == holder.end() ? "" : it->second});
+  }
+  std::lock_guard lock(view_mu_);
+  view_ = std::move(view);
+  live_view_ = std::move(live_view);
+}
+
+NodeStatus JobController::Node() const {
+  std::lock_guard lock(view_mu_);
+  return view_;
+}
+
+std::optional<std::string> JobController::WaitingReason(const std::string& job_id) const {
+  std::lock_guard lock(view_mu_);
+  auto it = waiting_.find(job_id);
+  if (it == waiting_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+bool JobController::IsAttemptLive(const std::string& job_id, int attempt) const {
+  std::lock_guard lock(view_mu_);
+  auto it = live_view_.find(job_id);
+  return it != live_view_.end() && it->second == attempt;
+}
+
+}  // namespace gpuorch::lifecycle

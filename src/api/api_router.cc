@@ -1,0 +1,433 @@
+#include "api/api_router.h"
+
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "api/internal/job_codec.h"
+#include "api/internal/log_stream.h"
+#include "core/log.h"
+#include "domain/templates.h"
+
+namespace gpuorch::api {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse JsonResponse(int status, const json& body) {
+  return HttpResponse{.status = status, .body = body.dump()};
+}
+
+core::Error NotFound(const std::string& what) {
+  return core::Error{core::Code::kNotFound, what + " not found", "", "not_found"};
+}
+
+core::Error BadRequest(std::string message, std::string field) {
+  return core::Error{core::Code::kInvalidArgument, std::move(message), std::move(field),
+                     "bad_request"};
+}
+
+bool IsJsonContentType(const std::optional<std::string>& value) {
+  if (!value) {
+    return false;
+  }
+  std::string v;
+  for (char c : *value) {
+    v.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  v.erase(std::remove(v.begin(), v.end(), ' '), v.end());
+  return v == "application/json" || v == "application/json;charset=utf-8";
+}
+
+// Splits "/api/v1/jobs/abc/logs" after `prefix` into segments, ignoring one trailing slash.
+std::vector<std::string> Segments(const std::string& path, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::string rest = path.substr(prefix.size());
+  size_t start = 0;
+  while (start <= rest.size()) {
+    size_t slash = rest.find('/', start);
+    std::string seg = rest.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    out.push_back(seg);
+    if (slash == std::string::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  if (!out.empty() && out.back().empty()) {
+    out.pop_back();
+  }
+  return out;
+}
+
+std::set<std::string> KnownGpuTypes(const lifecycle::NodeStatus& node) {
+  std::set<std::string> types = {"RTX4090", "RTX3090", "RTXA6000", "A6000", "L4",  "L40S",
+                                 "A10G",    "A100",    "A10080GB", "A10040GB", "H100", "H200",
+                                 "T4",      "V100",    "B200"};
+  for (const auto& usage : node.gpus) {
+    types.insert(usage.gpu.type);
+  }
+  return types;
+}
+
+json InstanceJson(const lifecycle::NodeStatus& node) {
+  json gpus = json::array();
+  int free = 0;
+  std::string type;
+  for (const auto& usage : node.gpus) {
+    free += usage.job_id.empty() ? 1 : 0;
+    if (type.empty()) {
+      type = usage.gpu.type;
+    } else if (type != usage.gpu.type) {
+      type = "mixed";
+    }
+    gpus.push_back({{"index", usage.gpu.index},
+                    {"name", usage.gpu.name},
+                    {"type", usage.gpu.type},
+                    {"memory_mb", usage.gpu.memory_mb},
+                    {"uuid", usage.gpu.uuid.empty() ? json(nullptr) : json(usage.gpu.uuid)},
+                    {"job_id", usage.job_id.empty() ? json(nullptr) : json(usage.job_id)}});
+  }
+  return json{{"instance_id", node.node_id},
+              {"provider", "local"},
+              {"status", "running"},
+              {"gpu_type", type.empty() ? json(nullptr) : json(type)},
+              {"gpu_count", node.gpus.size()},
+              {"gpus_free", free},
+              {"gpu_source", node.gpu_source},
+              {"container_runtime", node.container_runtime},
+              {"running_attempts", node.live_attempts},
+              {"gpus", gpus}};
+}
+
+}  // namespace
+
+int ErrorStatus(const core::Error& error) {
+  const std::string& r = error.reason;
+  if (r == "invalid_json" || r == "bad_request") {
+    return 400;
+  }
+  if (r == "body_too_large") {
+    return 413;
+  }
+  if (r == "unsupported_media_type") {
+    return 415;
+  }
+  if (r == "conflict") {
+    return 409;
+  }
+  if (r == "method_not_allowed") {
+    return 405;
+  }
+  switch (error.code) {
+    case core::Code::kInvalidArgument: return 422;
+    case core::Code::kNotFound: return 404;
+    case core::Code::kAlreadyExists: return 409;
+    case core::Code::kFailedPrecondition: return 409;
+    case core::Code::kAborted: return 409;
+    case core::Code::kUnavailable: return 503;
+    case core::Code::kResourceExhausted: return 429;
+    case core::Code::kDeadlineExceeded: return 504;
+    case core::Code::kUnauthenticated: return 401;
+    case core::Code::kPermissionDenied: return 403;
+    case core::Code::kUnimplemented: return 501;
+    case core::Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+HttpResponse ErrorResponse(const core::Error& error) {
+  const int status = ErrorStatus(error);
+  std::string message = error.message;
+  if (status >= 500 && error.code != core::Code::kUnavailable) {
+    spdlog::error("internal error: {}", core::SanitizeForLog(error.message, 500));
+    message = "internal error";
+  }
+  return HttpResponse{.status = status,
+                      .body = ErrorBody(error.ReasonOrDefault(), message, error.field)};
+}
+
+ApiRouter::ApiRouter(ApiDeps deps, ApiOptions options)
+    : store_(deps.store),
+      controller_(deps.controller),
+      clock_(deps.clock),
+      ids_(deps.ids),
+      options_(std::move(options)),
+      workers_(std::make_shared<core::WorkerPool>("api-worker", options_.worker_threads)) {}
+
+ApiRouter::~ApiRouter() = default;
+
+void ApiRouter::Handle(HttpRequest request, Responder respond) {
+  const std::string& path = request.path;
+  const std::string& method = request.method;
+  auto method_not_allowed = [&](const char* allowed) {
+    HttpResponse r = ErrorResponse(core::Error{core::Code::kInvalidArgument,
+                                               "method " + method + " not allowed here", "",
+                                               "method_not_allowed"});
+    r.headers.emplace_back("Allow", allowed);
+    respond(std::move(r));
+  };
+  if (path == "/health") {
+    return method == "GET" ? Health(std::move(respond)) : method_not_allowed("GET");
+  }
+  if (path == "/api/v1/jobs/submit") {
+    return method == "POST" ? Submit(std::move(request), std::move(respond))
+                            : method_not_allowed("POST");
+  }
+  if (path == "/api/v1/jobs/" || path == "/api/v1/jobs") {
+    return method == "GET" ? ListJobs(request, std::move(respond)) : method_not_allowed("GET");
+  }
+  if (path.rfind("/api/v1/jobs/", 0) == 0) {
+    auto segs = Segments(path, "/api/v1/jobs/");
+    if (segs.size() == 1 && !segs[0].empty()) {
+      if (method == "GET") {
+        return GetJob(segs[0], std::move(respond));
+      }
+      if (method == "DELETE") {
+        return CancelJob(segs[0], std::move(respond));
+      }
+      return method_not_allowed("GET, DELETE");
+    }
+    if (segs.size() == 2 && !segs[0].empty() && segs[1] == "logs") {
+      return method == "GET" ? Logs(segs[0], request, std::move(respond))
+                             : method_not_allowed("GET");
+    }
+  }
+  if (path == "/api/v1/templates" || path == "/api/v1/templates/") {
+    return method == "GET" ? Templates(std::move(respond)) : method_not_allowed("GET");
+  }
+  if (path == "/api/v1/instances/" || path == "/api/v1/instances") {
+    return method == "GET" ? Instances("", std::move(respond)) : method_not_allowed("GET");
+  }
+  if (path.rfind("/api/v1/instances/", 0) == 0) {
+    auto segs = Segments(path, "/api/v1/instances/");
+    if (segs.size() == 1) {
+      return method == "GET" ? Instances(segs[0], std::move(respond)) : method_not_allowed("GET");
+    }
+  }
+  respond(ErrorResponse(NotFound("route " + path)));
+}
+
+void ApiRouter::Submit(HttpRequest request, Responder respond) {
+  if (!IsJsonContentType(request.Header("content-type"))) {
+    return respond(ErrorResponse(core::Error{core::Code::kInvalidArgument,
+                                             "Content-Type must be application/json (UTF-8)",
+                                             "Content-Type", "unsupported_media_type"}));
+  }
+  auto body = internal::ParseJsonBody(request.body);
+  if (!body) {
+    return respond(ErrorResponse(body.error()));
+  }
+  lifecycle::NodeStatus node = controller_.Node();
+  auto spec = internal::ParseJobSpec(
+      *body, internal::SubmitLimits{.known_gpu_types = KnownGpuTypes(node),
+                                    .default_timeout_seconds = options_.default_timeout_seconds});
+  if (!spec) {
+    return respond(ErrorResponse(spec.error()));
+  }
+  domain::Job job;
+  if (auto key = request.Header("idempotency-key")) {
+    if (auto valid = internal::ValidateIdempotencyKey(*key); !valid) {
+      return respond(ErrorResponse(valid.error()));
+    }
+    job.idempotency_key = *key;
+  }
+  const auto now = clock_.Now();
+  job.id = ids_.NewId("job");
+  job.spec = std::move(*spec);
+  job.state = domain::JobState::kQueued;
+  job.status_message = "queued";
+  job.created_at = now;
+  job.updated_at = now;
+  std::weak_ptr<core::WorkerPool> weak_workers = workers_;
+  store_.InsertJobAsync(
+      std::move(job), [this, weak_workers, respond = std::move(respond)](
+                          core::Result<store::InsertOutcome> outcome) mutable {
+        // Runs on the store's writer thread: hand off at once so the next batch is not delayed.
+        auto finish = [this, respond = std::move(respond), outcome = std::move(outcome)]() {
+          if (!outcome) {
+            return respond(ErrorResponse(outcome.error().WithContext("submit")));
+          }
+          if (outcome->created) {
+            controller_.Notify();
+          }
+          HttpResponse r = JsonResponse(outcome->created ? 201 : 200,
+                                        internal::JobToJson(outcome->job));
+          r.headers.emplace_back("Location", "/api/v1/jobs/" + outcome->job.id);
+          respond(std::move(r));
+        };
+        if (auto pool = weak_workers.lock()) {
+          pool->Post(std::move(finish));
+        } else {
+          finish();
+        }
+      });
+}
+
+void ApiRouter::ListJobs(const HttpRequest& request, Responder respond) {
+  store::JobQuery query;
+  if (auto status = request.Query("status")) {
+    size_t start = 0;
+    while (start <= status->size()) {
+      size_t comma = status->find(',', start);
+      std::string name = status->substr(start, comma == std::string::npos ? std::string::npos
+                                                                           : comma - start);
+      auto state = domain::ParseJobState(name);
+      if (!state) {
+        return respond(ErrorResponse(BadRequest("unknown status '" + name + "'", "status")));
+      }
+      query.states.push_back(*state);
+      if (comma == std::string::npos) {
+        break;
+      }
+      start = comma + 1;
+    }
+  }
+  if (auto type = request.Query("job_type")) {
+    query.job_type = *type;
+  }
+  auto parse_int = [](const std::string& s, int64_t min, int64_t max) -> std::optional<int64_t> {
+    if (s.empty() || s.size() > 18 || !std::all_of(s.begin(), s.end(), ::isdigit)) {
+      return std::nullopt;
+    }
+    int64_t v = std::stoll(s);
+    return v < min || v > max ? std::nullopt : std::optional(v);
+  };
+  if (auto limit = request.Query("limit")) {
+    auto v = parse_int(*limit, 1, 1000);
+    if (!v) {
+      return respond(ErrorResponse(BadRequest("limit must be an integer in [1, 1000]", "limit")));
+    }
+    query.limit = static_cast<int>(*v);
+  }
+  if (auto cursor = request.Query("cursor")) {
+    auto v = parse_int(*cursor, 1, INT64_MAX / 2);
+    if (!v) {
+      return respond(ErrorResponse(BadRequest("cursor is not one this service issued", "cursor")));
+    }
+    query.before_seq = *v;
+  }
+  workers_->Post([this, query, respond = std::move(respond)] {
+    auto page = store_.ListJobs(query);
+    if (!page) {
+      return respond(ErrorResponse(page.error()));
+    }
+    json jobs = json::array();
+    for (const auto& job : page->jobs) {
+      json j = internal::JobToJson(job);
+      if (job.state == domain::JobState::kQueued) {
+        if (auto reason = controller_.WaitingReason(job.id)) {
+          j["status_message"] = "waiting: " + *reason;
+        }
+      }
+      jobs.push_back(std::move(j));
+    }
+    json next = page->next_before_seq ? json(std::to_string(*page->next_before_seq)) : json(nullptr);
+    respond(JsonResponse(200, json{{"jobs", jobs}, {"next_cursor", next}}));
+  });
+}
+
+void ApiRouter::GetJob(const std::string& job_id, Responder respond) {
+  workers_->Post([this, job_id, respond = std::move(respond)] {
+    auto job = store_.GetJob(job_id);
+    if (!job) {
+      return respond(ErrorResponse(job.error().code == core::Code::kNotFound
+                                       ? NotFound("job " + job_id)
+                                       : job.error()));
+    }
+    json j = internal::JobToJson(*job);
+    if (job->state == domain::JobState::kQueued) {
+      if (auto reason = controller_.WaitingReason(job_id)) {
+        j["status_message"] = "waiting: " + *reason;
+      }
+    }
+    json transitions = json::array();
+    if (auto list = store_.ListTransitions(job_id)) {
+      for (const auto& t : *list) {
+        transitions.push_back(internal::TransitionToJson(t));
+      }
+    }
+    j["transitions"] = std::move(transitions);
+    respond(JsonResponse(200, j));
+  });
+}
+
+void ApiRouter::CancelJob(const std::string& job_id, Responder respond) {
+  workers_->Post([this, job_id, respond = std::move(respond)] {
+    auto job = controller_.Cancel(job_id);
+    if (!job) {
+      return respond(ErrorResponse(job.error().code == core::Code::kNotFound
+                                       ? NotFound("job " + job_id)
+                                       : job.error()));
+    }
+    respond(JsonResponse(200, internal::JobToJson(*job)));
+  });
+}
+
+void ApiRouter::Logs(const std::string& job_id, const HttpRequest& request, Responder respond) {
+  const bool follow = request.Query("follow").value_or("false") == "true";
+  std::optional<int> attempt;
+  if (auto a = request.Query("attempt")) {
+    if (a->empty() || a->size() > 6 || !std::all_of(a->begin(), a->end(), ::isdigit) ||
+        std::stoi(*a) < 1) {
+      return respond(ErrorResponse(BadRequest("attempt must be a positive integer", "attempt")));
+    }
+    attempt = std::stoi(*a);
+  }
+  workers_->Post([this, job_id, follow, attempt, respond = std::move(respond)] {
+    auto job = store_.GetJob(job_id);
+    if (!job) {
+      return respond(ErrorResponse(job.error().code == core::Code::kNotFound
+                                       ? NotFound("job " + job_id)
+                                       : job.error()));
+    }
+    if (attempt && *attempt > job->attempt) {
+      return respond(ErrorResponse(
+          NotFound("attempt " + std::to_string(*attempt) + " of job " + job_id)));
+    }
+    HttpResponse r{.status = 200, .content_type = "text/plain; charset=utf-8"};
+    r.stream = internal::MakeLogStream(internal::LogStreamDeps{store_, controller_}, job_id,
+                                       attempt.value_or(job->attempt), follow && !attempt);
+    respond(std::move(r));
+  });
+}
+
+void ApiRouter::Templates(Responder respond) {
+  json list = json::array();
+  for (const auto& t : domain::BuiltinTemplates()) {
+    list.push_back({{"name", t.name},
+                    {"title", t.title},
+                    {"description", t.description},
+                    {"job_type", t.defaults.job_type},
+                    {"config", internal::SpecConfigToJson(t.defaults)}});
+  }
+  respond(JsonResponse(200, json{{"templates", list}}));
+}
+
+void ApiRouter::Instances(const std::string& instance_id, Responder respond) {
+  lifecycle::NodeStatus node = controller_.Node();
+  if (instance_id.empty()) {
+    return respond(JsonResponse(200, json{{"instances", json::array({InstanceJson(node)})}}));
+  }
+  if (instance_id != node.node_id) {
+    return respond(ErrorResponse(NotFound("instance " + instance_id)));
+  }
+  respond(JsonResponse(200, InstanceJson(node)));
+}
+
+void ApiRouter::Health(Responder respond) {
+  workers_->Post([this, respond = std::move(respond)] {
+    auto ping = store_.Ping();
+    lifecycle::NodeStatus node = controller_.Node();
+    int free = 0;
+    for (const auto& usage : node.gpus) {
+      free += usage.job_id.empty() ? 1 : 0;
+    }
+    json body{{"status", ping ? "ok" : "unavailable"},
+              {"store", ping ? "ok" : "unavailable"},
+              {"version", options_.version},
+              {"node", {{"id", node.node_id}, {"gpus", node.gpus.size()}, {"gpus_free", free}}}};
+    respond(JsonResponse(ping ? 200 : 503, body));
+  });
+}
+
+}  // namespace gpuorch::api

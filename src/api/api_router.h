@@ -1,0 +1,69 @@
+// The service's HTTP routes (docs/api.md): jobs, logs, templates, instances and health, mapped onto
+// the Store and the JobController. Request validation happens here; every error answer has the shape
+// {"error":{"code","message","field"}} with the status of ErrorStatus().
+//
+// Thread-safe. Handle() runs on an HTTP I/O thread and never blocks on the store: submits go through
+// the store's group commit; reads run on the router's worker pool.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/http_server.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/ids.h"
+#include "core/worker_pool.h"
+#include "lifecycle/job_controller.h"
+#include "store/store.h"
+
+namespace gpuorch::api {
+
+struct ApiDeps {
+  store::Store& store;
+  lifecycle::JobController& controller;
+  const core::Clock& clock;
+  core::IdGenerator& ids;
+};
+
+struct ApiOptions {
+  int64_t default_timeout_seconds = 24 * 3600;
+  int worker_threads = 4;
+  std::string version = "0.1.0";
+};
+
+// The HTTP status for an error: reasons first (invalid_json → 400, body_too_large → 413,
+// unsupported_media_type → 415, conflict → 409), then the canonical code (kInvalidArgument → 422,
+// kNotFound → 404, kUnavailable → 503, ...).
+int ErrorStatus(const core::Error& error);
+// A JSON error response; kInternal messages are replaced by a generic text.
+HttpResponse ErrorResponse(const core::Error& error);
+
+class ApiRouter {
+ public:
+  ApiRouter(ApiDeps deps, ApiOptions options);
+  ~ApiRouter();
+  ApiRouter(const ApiRouter&) = delete;
+  ApiRouter& operator=(const ApiRouter&) = delete;
+
+  void Handle(HttpRequest request, Responder respond);
+
+ private:
+  void Submit(HttpRequest request, Responder respond);
+  void ListJobs(const HttpRequest& request, Responder respond);
+  void GetJob(const std::string& job_id, Responder respond);
+  void CancelJob(const std::string& job_id, Responder respond);
+  void Logs(const std::string& job_id, const HttpRequest& request, Responder respond);
+  void Templates(Responder respond);
+  void Instances(const std::string& instance_id, Responder respond);
+  void Health(Responder respond);
+
+  store::Store& store_;
+  lifecycle::JobController& controller_;
+  const core::Clock& clock_;
+  core::IdGenerator& ids_;
+  const ApiOptions options_;
+  std::shared_ptr<core::WorkerPool> workers_;
+};
+
+}  // namespace gpuorch::api
