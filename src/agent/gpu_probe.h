@@ -20,7 +20,8 @@ class GpuProbe {
  public:
   virtual ~GpuProbe() = default;
   // The GPUs found, indexed 0..n-1 as CUDA sees them. Blocks (may run nvidia-smi, up to ~10 s).
-  // An empty list is a valid answer. kUnavailable when discovery itself broke (nvidia-smi crashed).
+  // An empty list is a valid answer. kUnavailable when discovery itself broke (nvidia-smi crashed,
+  // timed out or printed something unparseable); kInvalidArgument when the declaration is malformed.
   [[nodiscard]] virtual core::Result<std::vector<domain::GpuDevice>> Discover() = 0;
   // Where the last Discover() took its answer from: "declared", "nvidia-smi" or "none".
   virtual std::string Source() const = 0;
@@ -28,7 +29,7 @@ class GpuProbe {
 
 // Parses "TYPE:COUNT[:MEMORY_GB]" items separated by commas: "RTX4090:6", "A100:2:80,T4:1".
 // Memory defaults to the type's known size (domain::KnownGpuMemoryGb), else 0.
-// kInvalidArgument naming the bad item.
+// kInvalidArgument naming the bad item. Blank text declares no GPUs.
 [[nodiscard]] core::Result<std::vector<domain::GpuDevice>> ParseGpuDeclaration(
     std::string_view text);
 

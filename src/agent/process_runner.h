@@ -51,12 +51,15 @@ class ProcessRunner {
   virtual ~ProcessRunner() = default;
   // Starts the attempt and returns once the job process exists (blocks up to a few seconds).
   // kUnavailable when the shim could not be started. A command that does not exist is not an error
-  // here: the attempt ends with exit code 127 and a message in its log.
+  // here: the attempt ends with exit code 127 and a message in its log. kInvalidArgument for an
+  // empty attempt_dir or argv, or an env name that is empty or holds '='. kAlreadyExists when
+  // attempt_dir already holds a pid or exit file (re-attach with Probe; never launch twice).
   [[nodiscard]] virtual core::Result<AttemptHandle> Launch(const LaunchSpec& spec) = 0;
   // What the attempt directory and the process table say about the attempt now. Never blocks;
   // reaps the shim when it is our child.
   virtual AttemptProbe Probe(const std::string& attempt_dir) = 0;
-  // Sends `signal` to the job's whole process group. Succeeds (does nothing) when it is gone.
+  // Sends `signal` to the job's whole process group. Succeeds (does nothing) when it is gone, or when
+  // job_pid now names a different process (start ticks differ). kInvalidArgument when job_pid <= 1.
   [[nodiscard]] virtual core::Status Signal(const AttemptHandle& handle, int signal) = 0;
 };
 

@@ -4,8 +4,9 @@
 // The server enforces the transport limits itself and answers them without calling the handler:
 // request line and headers over `max_header_bytes` → 431, a body over `max_body_bytes` → 413 (checked
 // against Content-Length before reading, and while reading a chunked body), Content-Length together
-// with Transfer-Encoding or an unknown transfer coding → 400/501, malformed requests → 400; each then
-// closes the connection. A client that does not finish its headers within `header_timeout` (slowloris)
+// with Transfer-Encoding or an unknown transfer coding → 400/501, malformed requests → 400 (also: a
+// request line over 8 KiB → 414, an HTTP version other than 1.0/1.1 → 505); each then closes the
+// connection. A client that does not finish its headers within `header_timeout` (slowloris)
 // or its body within `body_timeout` is disconnected; idle keep-alive connections close after
 // `idle_timeout`. Error answers use the service's JSON error shape.
 //
@@ -93,11 +94,14 @@ class HttpServer {
   HttpServer() = default;
 };
 
-// Binds, listens and starts the I/O threads. kUnavailable when the address cannot be bound.
+// Binds, listens and starts the I/O threads. kUnavailable when the address cannot be resolved or
+// bound; kInvalidArgument when `options` are unusable (threads or max_connections < 1, a non-positive
+// timeout, max_header_bytes outside [64, 2^30]) or `handler` is empty.
 [[nodiscard]] core::Result<std::unique_ptr<HttpServer>> StartHttpServer(
     const HttpServerOptions& options, Handler handler);
 
-// The body of an error answer: {"error":{"code":reason,"message":...,"field":...}}.
+// The body of an error answer: {"error":{"code":reason,"message":...,"field":...}}, with "field" null
+// when `field` is empty. Invalid UTF-8 in the inputs becomes U+FFFD.
 std::string ErrorBody(std::string_view reason, std::string_view message, std::string_view field);
 
 }  // namespace gpuorch::api

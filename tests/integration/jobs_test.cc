@@ -243,13 +243,14 @@ TEST_F(JobsTest, ListFiltersAndPaginatesNewestFirst) {
   for (int page = 0; page < 10; ++page) {
     HttpResult r = svc_.Get("/api/v1/jobs/?limit=3" + (cursor.empty() ? "" : "&cursor=" + cursor));
     ASSERT_EQ(r.status, 200);
-    for (const auto& j : r.Json()["jobs"]) {
+    json page_body = r.Json();
+    for (const auto& j : page_body["jobs"]) {
       seen.push_back(j["job_id"]);
     }
-    if (r.Json()["next_cursor"].is_null()) {
+    if (page_body["next_cursor"].is_null()) {
       break;
     }
-    cursor = r.Json()["next_cursor"];
+    cursor = page_body["next_cursor"];
   }
   std::vector<std::string> expected(ids.rbegin(), ids.rend());
   EXPECT_EQ(seen, expected);

@@ -26,7 +26,8 @@ std::map<std::string, int> CountLines(const std::string& path) {
 }
 
 TEST(RecoveryTest, Kill9WithManyQueuedJobsLosesNothingAndRunsEachOnce) {
-  ServiceProcess svc(Env{{"GPUORCH_LOCAL_GPUS", "RTX4090:2"}});
+  ServiceProcess svc(
+      Env{{"GPUORCH_LOCAL_GPUS", "RTX4090:2"}, {"GPUORCH_SCHEDULER_INTERVAL_MS", "20"}});
   ASSERT_TRUE(svc.Start()) << svc.last_output();
   const std::string ledger = svc.data_dir() + "/ledger";
   // A long job that will be running while the service dies.

@@ -42,7 +42,7 @@ core::Result<int64_t> GetInt(const json& v, const std::string& field, int64_t mi
   }
   if (v.is_number_unsigned()) {
     uint64_t u = v.get<uint64_t>();
-    if (u > static_cast<uint64_t>(max)) {
+    if (u > static_cast<uint64_t>(max) || static_cast<int64_t>(u) < min) {
       return Invalid(field, field + " must be " + range + ", got " + v.dump());
     }
     return static_cast<int64_t>(u);

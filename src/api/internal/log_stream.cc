@@ -29,9 +29,10 @@ class LogStream final : public BodyStream {
       return Chunk{"", true};
     }
     if (job->attempt > attempt_) {
+      const bool had_attempt = attempt_ > 0;
       attempt_ = job->attempt;
       offset_ = 0;
-      return Chunk{"--- attempt " + std::to_string(attempt_) + " ---\n", false};
+      return Chunk{had_attempt ? "--- attempt " + std::to_string(attempt_) + " ---\n" : "", false};
     }
     if (domain::IsTerminal(job->state) && !deps_.controller.IsAttemptLive(job_id_, attempt_)) {
       std::string rest = ReadMore();

@@ -6,7 +6,10 @@
 // Migrate() (and by Open() when the database is empty). Thread-safe.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -18,6 +21,8 @@ struct SqliteStoreOptions {
   std::string path;             // database file; created when missing
   int max_batch = 512;          // most writes committed in one transaction
   bool migrate_if_empty = true; // apply migrations on open when the schema is absent
+  // How long a connection waits for a lock another process holds before failing with kUnavailable.
+  std::chrono::milliseconds busy_timeout{5000};
 };
 
 // Opens (and when allowed, creates) the store. kFailedPrecondition when the schema is older than
@@ -31,5 +36,16 @@ struct SqliteStoreOptions {
 
 // The schema version this binary writes.
 int SqliteSchemaVersion();
+
+// Counters of the group-commit writer: `writes` operations were committed in `transactions`
+// transactions (one fsync each), so writes / transactions is the mean batch size.
+struct GroupCommitStats {
+  uint64_t transactions = 0;
+  uint64_t writes = 0;
+};
+
+// The counters of `store` when it is a SQLite store (opened by OpenSqliteStore); nullopt otherwise.
+// Thread-safe; the counters only grow.
+std::optional<GroupCommitStats> GetGroupCommitStats(const Store& store);
 
 }  // namespace gpuorch::store

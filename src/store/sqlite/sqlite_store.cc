@@ -1,0 +1,376 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <future>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "store/sqlite/internal/connection.h"
+#include "store/sqlite/internal/group_commit_writer.h"
+#include "store/sqlite/internal/job_table.h"
+#include "store/sqlite/internal/migrations.h"
+#include "store/sqlite/internal/read_pool.h"
+
+namespace gpuorch::store {
+namespace {
+
+using domain::Job;
+using domain::JobState;
+using sqlite_internal::Connection;
+using sqlite_internal::GroupCommitWriter;
+using sqlite_internal::ReadPool;
+using sqlite_internal::WriteOp;
+
+constexpr size_t kMaxIdleReaders = 8;
+constexpr int kMaxPageSize = 1000;
+
+core::Error NotFound(const std::string& job_id) {
+  return core::Error{
+      .code = core::Code::kNotFound, .message = "job " + job_id + " not found", .field = "job_id"};
+}
+
+// The insert half of InsertJobAsync, inside the batch's transaction.
+core::Result<InsertOutcome> InsertInTransaction(Connection& db, const Job& job) {
+  if (job.state != JobState::kQueued) {
+    return core::Fail(core::Code::kInvalidArgument,
+                      "a new job must be queued, not " + std::string(domain::ToString(job.state)),
+                      "state");
+  }
+  if (job.id.empty()) {
+    return core::Fail(core::Code::kInvalidArgument, "a new job needs an id", "id");
+  }
+  // Earlier ops of the same batch are visible here (same connection, same transaction), so
+  // idempotency also holds between two submits that share a batch.
+  if (!job.idempotency_key.empty()) {
+    GPUORCH_ASSIGN_OR_RETURN(
+        std::optional<Job> existing,
+        sqlite_internal::SelectJobByIdempotencyKey(db, job.owner, job.idempotency_key));
+    if (existing) {
+      return InsertOutcome{.job = std::move(*existing), .created = false};
+    }
+  }
+  GPUORCH_TRY(sqlite_internal::InsertJobRow(db, job));
+  GPUORCH_TRY(
+      sqlite_internal::InsertTransitionRow(db, domain::JobTransition{.job_id = job.id,
+                                                                     .from = std::nullopt,
+                                                                     .to = JobState::kQueued,
+                                                                     .at = job.created_at,
+                                                                     .attempt = job.attempt,
+                                                                     .message = "submitted"}));
+  // Read back, so the caller gets the job exactly as stored (seq assigned, times in milliseconds).
+  GPUORCH_ASSIGN_OR_RETURN(std::optional<Job> stored, sqlite_internal::SelectJobById(db, job.id));
+  if (!stored) {
+    return core::Fail(core::Code::kInternal, "inserted job " + job.id + " vanished");
+  }
+  return InsertOutcome{.job = std::move(*stored), .created = true};
+}
+
+// Copies the fields `update` sets into `job`.
+void ApplyFields(const JobUpdate& update, Job& job) {
+  auto assign = [](const auto& from, auto& to) {
+    if (from) {
+      to = *from;
+    }
+  };
+  assign(update.new_state, job.state);
+  assign(update.status_message, job.status_message);
+  assign(update.attempt, job.attempt);
+  assign(update.node_id, job.node_id);
+  assign(update.gpu_indices, job.gpu_indices);
+  assign(update.started_at, job.started_at);
+  assign(update.finished_at, job.finished_at);
+  assign(update.not_before, job.not_before);
+  assign(update.exit_code, job.exit_code);
+}
+
+// The compare-and-set half of UpdateJob, inside the batch's transaction. The arrow itself was
+// checked by the caller.
+core::Result<Job> UpdateInTransaction(Connection& db, const JobUpdate& update,
+                                      core::SystemTime now) {
+  GPUORCH_ASSIGN_OR_RETURN(std::optional<Job> current,
+                           sqlite_internal::SelectJobById(db, update.job_id));
+  if (!current) {
+    return core::Fail(NotFound(update.job_id));
+  }
+  Job job = std::move(*current);
+  if (job.state != update.expected_state) {
+    return core::Fail(core::Code::kAborted,
+                      "job " + job.id + " is " + std::string(domain::ToString(job.state)) +
+                          ", not " + std::string(domain::ToString(update.expected_state)));
+  }
+  const JobState from = job.state;
+  ApplyFields(update, job);
+  job.updated_at = now;
+  GPUORCH_TRY(sqlite_internal::UpdateJobRow(db, job));
+  if (job.state != from) {
+    GPUORCH_TRY(sqlite_internal::InsertTransitionRow(
+        db, domain::JobTransition{.job_id = job.id,
+                                  .from = from,
+                                  .to = job.state,
+                                  .at = now,
+                                  .attempt = job.attempt,
+                                  .message = update.transition_message}));
+  }
+  GPUORCH_ASSIGN_OR_RETURN(std::optional<Job> stored, sqlite_internal::SelectJobById(db, job.id));
+  if (!stored) {
+    return core::Fail(core::Code::kInternal, "updated job " + job.id + " vanished");
+  }
+  return std::move(*stored);
+}
+
+class InsertOp final : public WriteOp {
+ public:
+  InsertOp(Job job, InsertCallback done) : job_(std::move(job)), done_(std::move(done)) {}
+
+  core::Status Apply(Connection& db) override {
+    result_ = InsertInTransaction(db, job_);
+    return result_ ? core::Ok() : core::Fail(result_.error());
+  }
+
+  void Finish(core::Status outcome) override {
+    if (!outcome) {
+      done_(core::Fail(outcome.error().WithContext("store: insert job")));
+      return;
+    }
+    done_(std::move(result_));
+  }
+
+ private:
+  Job job_;
+  InsertCallback done_;
+  core::Result<InsertOutcome> result_ = core::Fail(core::Code::kInternal, "insert not applied");
+};
+
+class UpdateOp final : public WriteOp {
+ public:
+  UpdateOp(const JobUpdate& update, core::SystemTime now) : update_(update), now_(now) {}
+
+  core::Status Apply(Connection& db) override {
+    result_ = UpdateInTransaction(db, update_, now_);
+    return result_ ? core::Ok() : core::Fail(result_.error());
+  }
+
+  void Finish(core::Status outcome) override {
+    if (!outcome) {
+      done_.set_value(core::Fail(outcome.error().WithContext("store: update job")));
+      return;
+    }
+    done_.set_value(std::move(result_));
+  }
+
+  std::future<core::Result<Job>> Done() { return done_.get_future(); }
+
+ private:
+  const JobUpdate update_;
+  const core::SystemTime now_;
+  core::Result<Job> result_ = core::Fail(core::Code::kInternal, "update not applied");
+  std::promise<core::Result<Job>> done_;
+};
+
+// The Store over one SQLite file: writes through the group-commit writer, reads through the pool.
+// Thread-safe.
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::unique_ptr<Connection> writer, const Connection::Options& read_options,
+              size_t max_batch)
+      : reads_(read_options, kMaxIdleReaders), writer_(std::move(writer), max_batch) {}
+
+  void InsertJobAsync(Job job, InsertCallback done) override {
+    writer_.Submit(std::make_unique<InsertOp>(std::move(job), std::move(done)));
+  }
+
+  core::Result<Job> GetJob(const std::string& job_id) override {
+    GPUORCH_ASSIGN_OR_RETURN(ReadPool::Lease db, AcquireReader("get job"));
+    auto job = sqlite_internal::SelectJobById(*db, job_id);
+    if (!job) {
+      return core::Fail(job.error().WithContext("store: get job"));
+    }
+    if (!*job) {
+      return core::Fail(NotFound(job_id).WithContext("store: get job"));
+    }
+    return std::move(**job);
+  }
+
+  core::Result<JobPage> ListJobs(const JobQuery& query) override {
+    JobQuery clamped = query;
+    clamped.limit = std::clamp(query.limit, 1, kMaxPageSize);
+    GPUORCH_ASSIGN_OR_RETURN(ReadPool::Lease db, AcquireReader("list jobs"));
+    auto jobs = sqlite_internal::SelectJobPage(*db, clamped);
+    if (!jobs) {
+      return core::Fail(jobs.error().WithContext("store: list jobs"));
+    }
+    JobPage page{.jobs = std::move(*jobs)};
+    if (static_cast<int>(page.jobs.size()) == clamped.limit) {
+      page.next_before_seq = page.jobs.back().seq;
+    }
+    return page;
+  }
+
+  core::Result<std::vector<Job>> ListJobsInStates(const std::vector<JobState>& states) override {
+    GPUORCH_ASSIGN_OR_RETURN(ReadPool::Lease db, AcquireReader("list jobs in states"));
+    auto jobs = sqlite_internal::SelectJobsInStates(*db, states);
+    if (!jobs) {
+      return core::Fail(jobs.error().WithContext("store: list jobs in states"));
+    }
+    return std::move(*jobs);
+  }
+
+  core::Result<Job> UpdateJob(const JobUpdate& update, core::SystemTime now) override {
+    if (update.new_state && !domain::CanTransition(update.expected_state, *update.new_state)) {
+      return core::Fail(
+          core::Code::kFailedPrecondition,
+          "store: update job: " + std::string(domain::ToString(update.expected_state)) + " -> " +
+              std::string(domain::ToString(*update.new_state)) +
+              " is not a transition of the job state machine",
+          "new_state");
+    }
+    auto op = std::make_unique<UpdateOp>(update, now);
+    std::future<core::Result<Job>> done = op->Done();
+    writer_.Submit(std::move(op));
+    return done.get();
+  }
+
+  core::Result<std::vector<domain::JobTransition>> ListTransitions(
+      const std::string& job_id) override {
+    GPUORCH_ASSIGN_OR_RETURN(ReadPool::Lease db, AcquireReader("list transitions"));
+    // Jobs are never deleted, so a job seen here still exists for the second query.
+    auto job = sqlite_internal::SelectJobById(*db, job_id);
+    if (!job) {
+      return core::Fail(job.error().WithContext("store: list transitions"));
+    }
+    if (!*job) {
+      return core::Fail(NotFound(job_id).WithContext("store: list transitions"));
+    }
+    auto transitions = sqlite_internal::SelectTransitions(*db, job_id);
+    if (!transitions) {
+      return core::Fail(transitions.error().WithContext("store: list transitions"));
+    }
+    return std::move(*transitions);
+  }
+
+  core::Status Ping() override {
+    auto db = reads_.Acquire();
+    if (!db) {
+      return core::Fail(core::Code::kUnavailable, "store: ping: " + db.error().message);
+    }
+    auto row = (**db).QueryText("SELECT COUNT(*) FROM schema_migrations");
+    if (!row) {
+      return core::Fail(core::Code::kUnavailable, "store: ping: " + row.error().message);
+    }
+    return core::Ok();
+  }
+
+  GroupCommitStats Stats() const { return writer_.Stats(); }
+
+ private:
+  core::Result<ReadPool::Lease> AcquireReader(std::string_view what) {
+    auto lease = reads_.Acquire();
+    if (!lease) {
+      return core::Fail(lease.error().WithContext("store: " + std::string(what)));
+    }
+    return lease;
+  }
+
+  ReadPool reads_;
+  // Declared last so that it is destroyed first: pending writes drain while readers still exist.
+  GroupCommitWriter writer_;
+};
+
+core::Status ValidatePath(const std::string& path) {
+  if (path.empty()) {
+    return core::Fail(core::Code::kInvalidArgument, "the database path is empty", "path");
+  }
+  if (path == ":memory:" || path.rfind("file:", 0) == 0) {
+    // An in-memory database is private to each connection: readers would never see the writes.
+    return core::Fail(core::Code::kInvalidArgument,
+                      "the database path must name a file, not " + path, "path");
+  }
+  return core::Ok();
+}
+
+// Opens `path` for writing in WAL mode with synchronous=FULL.
+core::Result<std::unique_ptr<Connection>> OpenWriter(const Connection::Options& options) {
+  GPUORCH_TRY(ValidatePath(options.path));
+  GPUORCH_ASSIGN_OR_RETURN(std::unique_ptr<Connection> db, Connection::Open(options));
+  GPUORCH_ASSIGN_OR_RETURN(std::string mode, db->QueryText("PRAGMA journal_mode = WAL"));
+  if (mode != "wal") {
+    return core::Fail(core::Code::kUnavailable,
+                      "cannot put " + options.path + " in WAL mode (journal_mode is " + mode + ")");
+  }
+  GPUORCH_TRY(db->Exec("PRAGMA synchronous = FULL"));
+  return db;
+}
+
+// Refuses a schema this binary cannot serve; migrates a blank database when allowed.
+core::Status CheckSchema(Connection& db, const SqliteStoreOptions& options) {
+  GPUORCH_ASSIGN_OR_RETURN(sqlite_internal::SchemaInfo info, sqlite_internal::ReadSchemaInfo(db));
+  const int latest = SqliteSchemaVersion();
+  if (info.foreign) {
+    return core::Fail(core::Code::kFailedPrecondition,
+                      options.path + " holds tables but no schema_migrations; not a gpuorch store");
+  }
+  if (info.version > latest) {
+    return core::Fail(core::Code::kFailedPrecondition,
+                      options.path + " has schema version " + std::to_string(info.version) +
+                          ", newer than version " + std::to_string(latest) +
+                          " of this binary; upgrade gpuorch");
+  }
+  if (info.version == latest) {
+    return core::Ok();
+  }
+  if (info.blank && options.migrate_if_empty) {
+    return sqlite_internal::ApplyMigrations(db, latest).map([](int) {});
+  }
+  return core::Fail(core::Code::kFailedPrecondition,
+                    options.path + " has schema version " + std::to_string(info.version) +
+                        " but this binary needs version " + std::to_string(latest) +
+                        "; run `gpuorch migrate` first");
+}
+
+core::Result<std::unique_ptr<Store>> Open(const SqliteStoreOptions& options) {
+  const Connection::Options connection{
+      .path = options.path, .create = true, .busy_timeout = options.busy_timeout};
+  GPUORCH_ASSIGN_OR_RETURN(std::unique_ptr<Connection> writer, OpenWriter(connection));
+  GPUORCH_TRY(CheckSchema(*writer, options));
+  auto store = std::make_unique<SqliteStore>(std::move(writer), connection,
+                                             static_cast<size_t>(std::max(options.max_batch, 1)));
+  GPUORCH_TRY(store->Ping());  // fails early when readers cannot open the file
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace
+
+core::Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options) {
+  auto store = Open(options);
+  if (!store) {
+    return core::Fail(store.error().WithContext("store: open"));
+  }
+  return store;
+}
+
+core::Result<int> MigrateSqlite(const std::string& path) {
+  auto migrate = [&]() -> core::Result<int> {
+    GPUORCH_ASSIGN_OR_RETURN(std::unique_ptr<Connection> db,
+                             OpenWriter(Connection::Options{.path = path}));
+    return sqlite_internal::ApplyMigrations(*db, SqliteSchemaVersion());
+  };
+  auto version = migrate();
+  if (!version) {
+    return core::Fail(version.error().WithContext("store: migrate"));
+  }
+  return version;
+}
+
+int SqliteSchemaVersion() { return sqlite_internal::LatestSchemaVersion(); }
+
+std::optional<GroupCommitStats> GetGroupCommitStats(const Store& store) {
+  const auto* sqlite = dynamic_cast<const SqliteStore*>(&store);
+  if (sqlite == nullptr) {
+    return std::nullopt;
+  }
+  return sqlite->Stats();
+}
+
+}  // namespace gpuorch::store

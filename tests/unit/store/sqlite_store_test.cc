@@ -1,0 +1,462 @@
+// What only the SQLite backend promises: group commit, schema versions and migrations, WAL readers,
+// and failing cleanly when the file or the disk does not cooperate. The Store contract itself is in
+// store_contract_test.cc.
+#include "store/sqlite/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "store/sqlite/internal/connection.h"
+#include "store/sqlite/internal/job_table.h"
+#include "store/sqlite/internal/migrations.h"
+#include "unit/store/fault_vfs.h"
+#include "unit/store/store_test_util.h"
+
+namespace gpuorch::store {
+namespace {
+
+using core::Code;
+using domain::Job;
+using domain::JobState;
+using testing::Describe;
+using namespace std::chrono_literals;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::string DbPath() const { return dir_.File("gpuorch.db"); }
+
+  std::unique_ptr<Store> OpenOrDie(SqliteStoreOptions options = {}) {
+    if (options.path.empty()) {
+      options.path = DbPath();
+    }
+    auto store = OpenSqliteStore(options);
+    EXPECT_TRUE(store.has_value()) << Describe(store);
+    return store ? std::move(*store) : nullptr;
+  }
+
+  Job NewJob(const std::string& key = "") {
+    Job job;
+    job.id = "job-" + std::to_string(next_id_++);
+    job.idempotency_key = key;
+    job.created_at = clock_.Now();
+    job.updated_at = job.created_at;
+    clock_.Advance(1ms);
+    return job;
+  }
+
+  // Runs a statement on a raw connection of our own, outside the store.
+  void RawExec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+    EXPECT_EQ(rc, SQLITE_OK) << (error ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
+  }
+
+  testing::TempDir dir_;
+  core::FakeClock clock_;
+  std::atomic<int> next_id_{1};
+};
+
+// Holds the writer thread inside an insert's callback until Release(), so that writes submitted
+// meanwhile pile up and form one batch.
+class WriterBlocker {
+ public:
+  WriterBlocker(Store& store, Job job) {
+    // The callback holds its own handle on the release signal: the blocker may be gone by the time
+    // the callback returns from waiting.
+    store.InsertJobAsync(std::move(job),
+                         [this, release = release_future_](core::Result<InsertOutcome>) {
+                           entered_.set_value();
+                           release.wait();
+                         });
+    entered_.get_future().wait();
+  }
+  ~WriterBlocker() { Release(); }
+  void Release() {
+    if (!released_) {
+      released_ = true;
+      release_.set_value();
+    }
+  }
+
+ private:
+  std::promise<void> entered_;
+  std::promise<void> release_;
+  std::shared_future<void> release_future_ = release_.get_future().share();
+  bool released_ = false;
+};
+
+// Submits `job` asynchronously; the future gets the callback's result.
+std::future<core::Result<InsertOutcome>> InsertAsync(Store& store, Job job) {
+  auto promise = std::make_shared<std::promise<core::Result<InsertOutcome>>>();
+  auto future = promise->get_future();
+  store.InsertJobAsync(std::move(job), [promise](core::Result<InsertOutcome> outcome) {
+    promise->set_value(std::move(outcome));
+  });
+  return future;
+}
+
+GroupCommitStats StatsOf(const Store& store) {
+  std::optional<GroupCommitStats> stats = GetGroupCommitStats(store);
+  EXPECT_TRUE(stats.has_value());
+  return stats.value_or(GroupCommitStats{});
+}
+
+TEST_F(SqliteStoreTest, ConcurrentWritersShareCommits) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  const GroupCommitStats before = StatsOf(*store);
+  constexpr int kThreads = 64;
+  constexpr int kPerThread = 20;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        failures += store->InsertJob(NewJob()).has_value() ? 0 : 1;
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  const GroupCommitStats after = StatsOf(*store);
+  const uint64_t writes = after.writes - before.writes;
+  const uint64_t transactions = after.transactions - before.transactions;
+  EXPECT_EQ(writes, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_LT(transactions, writes);
+  std::cout << "[ stats    ] " << writes << " writes in " << transactions
+            << " transactions, mean batch " << static_cast<double>(writes) / transactions << "\n";
+}
+
+TEST_F(SqliteStoreTest, WritesQueuedDuringACommitFormOneBatch) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  WriterBlocker blocker(*store, NewJob());
+  const GroupCommitStats before = StatsOf(*store);
+  std::vector<std::future<core::Result<InsertOutcome>>> results;
+  for (int i = 0; i < 100; ++i) {
+    results.push_back(InsertAsync(*store, NewJob()));
+  }
+  blocker.Release();
+  for (auto& r : results) {
+    auto outcome = r.get();
+    EXPECT_TRUE(outcome.has_value()) << Describe(outcome);
+  }
+  const GroupCommitStats after = StatsOf(*store);
+  EXPECT_EQ(after.writes - before.writes, 100u);
+  EXPECT_EQ(after.transactions - before.transactions, 1u);
+}
+
+TEST_F(SqliteStoreTest, MaxBatchBoundsTheBatch) {
+  auto store = OpenOrDie({.max_batch = 10});
+  ASSERT_NE(store, nullptr);
+  WriterBlocker blocker(*store, NewJob());
+  const GroupCommitStats before = StatsOf(*store);
+  std::vector<std::future<core::Result<InsertOutcome>>> results;
+  for (int i = 0; i < 35; ++i) {
+    results.push_back(InsertAsync(*store, NewJob()));
+  }
+  blocker.Release();
+  for (auto& r : results) {
+    EXPECT_TRUE(r.get().has_value());
+  }
+  const GroupCommitStats after = StatsOf(*store);
+  EXPECT_EQ(after.writes - before.writes, 35u);
+  EXPECT_EQ(after.transactions - before.transactions, 4u);
+}
+
+TEST_F(SqliteStoreTest, IdempotencyHoldsInsideOneBatch) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  WriterBlocker blocker(*store, NewJob());
+  const GroupCommitStats before = StatsOf(*store);
+  auto first = InsertAsync(*store, NewJob("same-key"));
+  auto second = InsertAsync(*store, NewJob("same-key"));
+  blocker.Release();
+  auto a = first.get();
+  auto b = second.get();
+  ASSERT_TRUE(a.has_value()) << Describe(a);
+  ASSERT_TRUE(b.has_value()) << Describe(b);
+  EXPECT_TRUE(a->created);
+  EXPECT_FALSE(b->created);
+  EXPECT_EQ(b->job, a->job);
+  EXPECT_EQ(StatsOf(*store).transactions - before.transactions, 1u);
+}
+
+TEST_F(SqliteStoreTest, AFailingWriteDoesNotSpoilItsBatch) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  Job existing = NewJob();
+  ASSERT_TRUE(store->InsertJob(existing).has_value());
+  WriterBlocker blocker(*store, NewJob());
+  const GroupCommitStats before = StatsOf(*store);
+  Job good1 = NewJob();
+  Job not_queued = NewJob();
+  not_queued.state = JobState::kRunning;
+  Job good2 = NewJob();
+  auto r1 = InsertAsync(*store, good1);
+  auto r2 = InsertAsync(*store, existing);  // duplicate id
+  auto r3 = InsertAsync(*store, not_queued);
+  auto r4 = InsertAsync(*store, good2);
+  blocker.Release();
+  EXPECT_TRUE(r1.get().has_value());
+  auto dup = r2.get();
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_EQ(dup.error().code, Code::kAlreadyExists);
+  auto bad = r3.get();
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, Code::kInvalidArgument);
+  EXPECT_TRUE(r4.get().has_value());
+  EXPECT_EQ(StatsOf(*store).transactions - before.transactions, 1u);
+  EXPECT_TRUE(store->GetJob(good1.id).has_value());
+  EXPECT_TRUE(store->GetJob(good2.id).has_value());
+  EXPECT_EQ(store->ListTransitions(existing.id)->size(), 1u);
+  EXPECT_EQ(store->GetJob(not_queued.id).error().code, Code::kNotFound);
+}
+
+class NotSqlite final : public Store {
+ public:
+  void InsertJobAsync(Job, InsertCallback done) override {
+    done(core::Fail(Code::kUnimplemented, ""));
+  }
+  core::Result<Job> GetJob(const std::string&) override { return core::Fail(Code::kNotFound, ""); }
+  core::Result<JobPage> ListJobs(const JobQuery&) override { return JobPage{}; }
+  core::Result<std::vector<Job>> ListJobsInStates(const std::vector<JobState>&) override {
+    return std::vector<Job>{};
+  }
+  core::Result<Job> UpdateJob(const JobUpdate&, core::SystemTime) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Result<std::vector<domain::JobTransition>> ListTransitions(const std::string&) override {
+    return std::vector<domain::JobTransition>{};
+  }
+  core::Status Ping() override { return core::Ok(); }
+};
+
+TEST(GroupCommitStatsTest, IsNulloptForOtherStores) {
+  NotSqlite store;
+  EXPECT_FALSE(GetGroupCommitStats(store).has_value());
+}
+
+TEST_F(SqliteStoreTest, FreshFileIsMigratedToTheLatestVersionInWalMode) {
+  ASSERT_GE(SqliteSchemaVersion(), 2);
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  auto db = sqlite_internal::Connection::Open({.path = DbPath(), .create = false});
+  ASSERT_TRUE(db.has_value()) << Describe(db);
+  EXPECT_EQ(*(*db)->QueryText("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2");
+  EXPECT_EQ(*(*db)->QueryText("SELECT COUNT(*) FROM schema_migrations WHERE applied_at_ms > "
+                              "1600000000000"),
+            "2");
+  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
+                              "WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)"),
+            "job_transitions_job_id,jobs_job_type_seq,jobs_owner_idempotency_key,jobs_owner_seq,"
+            "jobs_state_seq");
+}
+
+TEST_F(SqliteStoreTest, OldSchemaWithDataIsRefusedUntilMigrated) {
+  Job old_job = NewJob("k");
+  {
+    auto db = sqlite_internal::Connection::Open({.path = DbPath()});
+    ASSERT_TRUE(db.has_value()) << Describe(db);
+    auto version = sqlite_internal::ApplyMigrations(**db, 1);
+    ASSERT_TRUE(version.has_value()) << Describe(version);
+    ASSERT_EQ(*version, 1);
+    ASSERT_TRUE(sqlite_internal::InsertJobRow(**db, old_job).has_value());
+  }
+  auto refused = OpenSqliteStore({.path = DbPath()});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(refused.error().message.find("gpuorch migrate"), std::string::npos)
+      << refused.error().message;
+
+  auto migrated = MigrateSqlite(DbPath());
+  ASSERT_TRUE(migrated.has_value()) << Describe(migrated);
+  EXPECT_EQ(*migrated, SqliteSchemaVersion());
+  auto store = OpenOrDie({.migrate_if_empty = false});
+  ASSERT_NE(store, nullptr);
+  auto job = store->GetJob(old_job.id);
+  ASSERT_TRUE(job.has_value()) << Describe(job);
+  EXPECT_EQ(job->idempotency_key, "k");
+}
+
+TEST_F(SqliteStoreTest, BlankFileIsRefusedWhenMigrationOnOpenIsOff) {
+  auto refused = OpenSqliteStore({.path = DbPath(), .migrate_if_empty = false});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  EXPECT_NE(refused.error().message.find("gpuorch migrate"), std::string::npos);
+  ASSERT_TRUE(MigrateSqlite(DbPath()).has_value());
+  EXPECT_NE(OpenOrDie({.migrate_if_empty = false}), nullptr);
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
+  ASSERT_TRUE(MigrateSqlite(DbPath()).has_value());
+  RawExec("INSERT INTO schema_migrations(version, applied_at_ms) VALUES(" +
+          std::to_string(SqliteSchemaVersion() + 1) + ", 0)");
+  auto refused = OpenSqliteStore({.path = DbPath()});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  auto migrate = MigrateSqlite(DbPath());
+  ASSERT_FALSE(migrate.has_value());
+  EXPECT_EQ(migrate.error().code, Code::kFailedPrecondition);
+}
+
+TEST_F(SqliteStoreTest, ForeignDatabaseIsRefused) {
+  RawExec("CREATE TABLE jobs(x INTEGER)");
+  auto refused = OpenSqliteStore({.path = DbPath()});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  EXPECT_FALSE(MigrateSqlite(DbPath()).has_value());
+}
+
+TEST_F(SqliteStoreTest, MigrateIsIdempotent) {
+  auto first = MigrateSqlite(DbPath());
+  auto second = MigrateSqlite(DbPath());
+  ASSERT_TRUE(first.has_value()) << Describe(first);
+  ASSERT_TRUE(second.has_value()) << Describe(second);
+  EXPECT_EQ(*first, SqliteSchemaVersion());
+  EXPECT_EQ(*second, SqliteSchemaVersion());
+}
+
+TEST_F(SqliteStoreTest, UnusablePathsAreErrorsNotCrashes) {
+  const std::string file = dir_.File("plain-file");
+  std::ofstream(file) << "x";
+  const std::vector<std::string> paths = {
+      dir_.File("missing-dir/gpuorch.db"),  // directory does not exist
+      file + "/gpuorch.db",                 // a parent is a regular file
+      dir_.path().string(),                 // the path is a directory
+  };
+  for (const std::string& path : paths) {
+    auto store = OpenSqliteStore({.path = path});
+    ASSERT_FALSE(store.has_value()) << path;
+    EXPECT_EQ(store.error().code, Code::kUnavailable) << path << ": " << store.error().message;
+    EXPECT_FALSE(MigrateSqlite(path).has_value()) << path;
+  }
+  for (const std::string& path : {std::string(), std::string(":memory:")}) {
+    auto store = OpenSqliteStore({.path = path});
+    ASSERT_FALSE(store.has_value());
+    EXPECT_EQ(store.error().code, Code::kInvalidArgument);
+  }
+}
+
+TEST_F(SqliteStoreTest, UnwritableDirectoryIsAnError) {
+  if (geteuid() == 0) {
+    GTEST_SKIP() << "root ignores directory permissions";
+  }
+  const std::filesystem::path locked = dir_.path() / "locked";
+  std::filesystem::create_directory(locked);
+  std::filesystem::permissions(
+      locked, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
+  auto store = OpenSqliteStore({.path = (locked / "gpuorch.db").string()});
+  std::filesystem::permissions(locked, std::filesystem::perms::owner_all);
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code, Code::kUnavailable);
+}
+
+TEST_F(SqliteStoreTest, FileThatIsNotADatabaseIsAnError) {
+  std::ofstream out(DbPath(), std::ios::binary);
+  for (int i = 0; i < 1000; ++i) {
+    out << "this is not a database ";
+  }
+  out.close();
+  auto store = OpenSqliteStore({.path = DbPath()});
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code, Code::kFailedPrecondition) << store.error().message;
+}
+
+TEST_F(SqliteStoreTest, ReadsDoNotWaitForTheWriteLock) {
+  auto store = OpenOrDie({.busy_timeout = 100ms});
+  ASSERT_NE(store, nullptr);
+  Job job = NewJob();
+  ASSERT_TRUE(store->InsertJob(job).has_value());
+
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  // Another process holds the write lock: reads still work...
+  EXPECT_TRUE(store->GetJob(job.id).has_value());
+  EXPECT_TRUE(store->ListJobs({}).has_value());
+  EXPECT_TRUE(store->ListTransitions(job.id).has_value());
+  EXPECT_TRUE(store->Ping().has_value());
+  // ...and a write gives up after busy_timeout with kUnavailable, the retryable code.
+  auto blocked = store->InsertJob(NewJob());
+  ASSERT_FALSE(blocked.has_value());
+  EXPECT_EQ(blocked.error().code, Code::kUnavailable) << blocked.error().message;
+  auto update = store->UpdateJob(
+      JobUpdate{
+          .job_id = job.id, .expected_state = JobState::kQueued, .new_state = JobState::kScheduled},
+      clock_.Now());
+  ASSERT_FALSE(update.has_value());
+  EXPECT_EQ(update.error().code, Code::kUnavailable);
+
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  EXPECT_TRUE(store->InsertJob(NewJob()).has_value());
+  EXPECT_EQ(store->GetJob(job.id)->state, JobState::kQueued);
+}
+
+TEST_F(SqliteStoreTest, AcknowledgesOnlyAfterTheCommitIsSynced) {
+  testing::FaultVfs vfs;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  const uint64_t syncs_before = vfs.syncs();
+  std::promise<uint64_t> syncs_at_callback;
+  store->InsertJobAsync(NewJob(), [&](core::Result<InsertOutcome> outcome) {
+    EXPECT_TRUE(outcome.has_value()) << Describe(outcome);
+    syncs_at_callback.set_value(vfs.syncs());
+  });
+  EXPECT_GT(syncs_at_callback.get_future().get(), syncs_before);
+}
+
+TEST_F(SqliteStoreTest, FailedCommitFailsEveryWriteOfTheBatch) {
+  testing::FaultVfs vfs;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  Job existing = NewJob();
+  ASSERT_TRUE(store->InsertJob(existing).has_value());
+
+  std::vector<Job> jobs;
+  std::vector<std::future<core::Result<InsertOutcome>>> results;
+  {
+    WriterBlocker blocker(*store, NewJob());
+    vfs.set_fail_syncs(true);
+    for (int i = 0; i < 5; ++i) {
+      jobs.push_back(NewJob());
+      results.push_back(InsertAsync(*store, jobs.back()));
+    }
+    results.push_back(InsertAsync(*store, existing));  // would fail on its own, too
+  }
+  for (auto& r : results) {
+    auto outcome = r.get();
+    ASSERT_FALSE(outcome.has_value());
+    EXPECT_EQ(outcome.error().code, Code::kUnavailable) << outcome.error().message;
+  }
+  for (const Job& job : jobs) {
+    EXPECT_EQ(store->GetJob(job.id).error().code, Code::kNotFound);
+  }
+
+  vfs.set_fail_syncs(false);
+  auto after = store->InsertJob(NewJob());
+  EXPECT_TRUE(after.has_value()) << Describe(after);
+}
+
+}  // namespace
+}  // namespace gpuorch::store

@@ -1,0 +1,70 @@
+// Helpers shared by the store tests: a temporary directory, result printing, and the harness
+// through which the contract suite opens a backend without knowing which one it is.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <system_error>
+
+#include "core/error.h"
+#include "store/store.h"
+
+namespace gpuorch::store::testing {
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "gpuorch-store-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      std::abort();
+    }
+    path_ = pattern;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::string File(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// "ok", or the error's code and message, for assertion messages.
+template <typename T>
+std::string Describe(const core::Result<T>& result) {
+  if (result) {
+    return "ok";
+  }
+  return std::string(core::CodeName(result.error().code)) + ": " + result.error().message;
+}
+
+// One backend's database for one test. Open() may be called again after the previous store was
+// destroyed and must then see the same data.
+class StoreHarness {
+ public:
+  virtual ~StoreHarness() = default;
+  [[nodiscard]] virtual core::Result<std::unique_ptr<Store>> Open() = 0;
+};
+
+// The parameter of the contract suite: a name for test names and a way to make a fresh harness.
+struct BackendFactory {
+  std::string name;
+  std::function<std::unique_ptr<StoreHarness>()> make;
+};
+
+inline void PrintTo(const BackendFactory& factory, std::ostream* os) { *os << factory.name; }
+
+// The SQLite backend in a temp dir of its own.
+std::unique_ptr<StoreHarness> MakeSqliteHarness();
+
+}  // namespace gpuorch::store::testing
