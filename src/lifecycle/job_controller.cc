@@ -160,7 +160,20 @@ void JobController::Tick() {
   bool freed = false;
   PollAttempts(freed);
   const auto mono_now = clock_.MonotonicNow();
-  if (dirty_.exchange(false) || freed || mono_now - last_schedule_ >= kScheduleEvery) {
+  size_t busy = 0;
+  for (const auto& [id, live] : live_) {
+    busy += live.gpu_indices.size();
+  }
+  // With every GPU busy nothing can start: skip reading the queue (it may be long) until one frees.
+  const bool all_busy = busy >= options_.gpus.size();
+  if (all_busy) {
+    std::lock_guard view_lock(view_mu_);
+    waiting_.clear();
+    all_busy_reason_ = options_.gpus.empty()
+                           ? "node " + options_.node_id + " has no GPUs"
+                           : "all " + std::to_string(options_.gpus.size()) + " GPUs of node " +
+                                 options_.node_id + " are busy";
+  } else if (dirty_.exchange(false) || freed || mono_now - last_schedule_ >= kScheduleEvery) {
     last_schedule_ = mono_now;
     Schedule();
   }
@@ -306,6 +319,7 @@ void JobController::Schedule() {
   }
   std::lock_guard view_lock(view_mu_);
   waiting_ = std::move(plan.waiting);
+  all_busy_reason_.clear();
 }
 
 std::vector<std::string> JobController::BuildArgv(const Job& job,
@@ -450,6 +464,9 @@ std::optional<std::string> JobController::WaitingReason(const std::string& job_i
   std::lock_guard lock(view_mu_);
   auto it = waiting_.find(job_id);
   if (it == waiting_.end()) {
+    if (!all_busy_reason_.empty()) {
+      return all_busy_reason_;
+    }
     return std::nullopt;
   }
   return it->second;

@@ -130,6 +130,7 @@ class JobController {
   mutable std::mutex view_mu_;
   NodeStatus view_;                                  // GUARDED_BY(view_mu_)
   std::map<std::string, std::string> waiting_;       // GUARDED_BY(view_mu_)
+  std::string all_busy_reason_;                      // GUARDED_BY(view_mu_): set when no GPU is free
   std::map<std::string, int> live_view_;             // GUARDED_BY(view_mu_): job id → attempt
 
   std::unique_ptr<core::PeriodicLoop> loop_;
