@@ -280,7 +280,7 @@ void JobController::SettleAttempt(const Job& job, std::optional<int> exit_code,
                                     std::to_string(job.attempt) + " of " +
                                     std::to_string(job.spec.max_retries) + " after " +
                                     std::to_string(backoff.count()) + " s",
-                  .started_at = std::optional<std::optional<core::SystemTime>>(std::nullopt),
+                  .started_at = std::optional<std::optional<core::SystemTime>>(std::in_place),
                   .not_before = std::optional(std::optional(now + backoff)),
                   .exit_code = std::optional(exit_code),
                   .transition_message = attempt_text + " failed: " + cause});
@@ -352,8 +352,9 @@ void JobController::StartAttempt(const Job& job, const std::vector<int>& gpu_ind
                            .attempt = attempt,
                            .node_id = options_.node_id,
                            .gpu_indices = gpu_indices,
-                           .not_before = std::optional<std::optional<core::SystemTime>>(std::nullopt),
-                           .exit_code = std::optional<std::optional<int>>(std::nullopt),
+                           // in_place: set to "no value" (clears); optional(nullopt) would keep it.
+                           .not_before = std::optional<std::optional<core::SystemTime>>(std::in_place),
+                           .exit_code = std::optional<std::optional<int>>(std::in_place),
                            .transition_message = "scheduled on node " + options_.node_id +
                                                  " GPUs [" + gpus + "]"});
   if (!scheduled) {
