@@ -1,5 +1,6 @@
 #include "agent/process_runner.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,7 +12,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -128,6 +132,33 @@ bool JobAlive(const AttemptHandle& handle) {
 
 // The shim still runs. It leads its own session (POSIX_SPAWN_SETSID), which tells it apart from an
 // unrelated process that reused its pid.
+// True when a live process has "--dir <attempt_dir>" in its command line: a gpuorch-shim that was
+// started for this attempt, whether or not it has written its pid file yet.
+bool ShimRunningFor(const std::string& attempt_dir) {
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) {
+    return false;
+  }
+  const std::string needle = std::string("--dir") + '\0' + attempt_dir + '\0';
+  bool found = false;
+  while (dirent* entry = ::readdir(proc)) {
+    if (entry->d_name[0] < '1' || entry->d_name[0] > '9') {
+      continue;
+    }
+    std::ifstream in(std::string("/proc/") + entry->d_name + "/cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+    if (cmdline.find(needle) != std::string::npos) {
+      auto stat = internal::ReadProcStat(std::atoll(entry->d_name));
+      if (!stat || stat->state != 'Z') {
+        found = true;
+        break;
+      }
+    }
+  }
+  ::closedir(proc);
+  return found;
+}
+
 bool ShimAlive(int64_t shim_pid) {
   if (shim_pid <= 1 || (::kill(static_cast<pid_t>(shim_pid), 0) != 0 && errno == ESRCH)) {
     return false;
@@ -202,10 +233,18 @@ class ShimProcessRunner final : public ProcessRunner {
       probe.status = AttemptStatus::kRunning;
       return probe;
     }
+    if (!probe.handle && ShimRunningFor(attempt_dir)) {
+      probe.status = AttemptStatus::kRunning;  // started, pid file not written yet
+      return probe;
+    }
     // The shim may have written the exit file and ended between the reads above.
     if (auto code = ReadExitFile(attempt_dir)) {
       probe.status = AttemptStatus::kExited;
       probe.exit_code = code;
+      return probe;
+    }
+    if (!probe.handle && !ReadPidFile(attempt_dir)) {
+      probe.status = AttemptStatus::kNotStarted;
       return probe;
     }
     probe.status = AttemptStatus::kLost;

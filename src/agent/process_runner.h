@@ -38,7 +38,11 @@ struct AttemptHandle {
   int64_t job_start_ticks = 0;
 };
 
-enum class AttemptStatus { kRunning, kExited, kLost };
+// kRunning: the job (or its shim, which may not have written `pid` yet) lives.
+// kExited: `exit` was written. kLost: it had started (`pid` exists) but nothing of it lives and no
+// exit was recorded. kNotStarted: no `pid`, no `exit` and no shim for the directory: the job process
+// never existed, so the attempt can be started again without running anything twice.
+enum class AttemptStatus { kRunning, kExited, kLost, kNotStarted };
 
 struct AttemptProbe {
   AttemptStatus status = AttemptStatus::kLost;

@@ -238,28 +238,24 @@ void ApiRouter::Submit(HttpRequest request, Responder respond) {
   job.status_message = "queued";
   job.created_at = now;
   job.updated_at = now;
-  std::weak_ptr<core::WorkerPool> weak_workers = workers_;
+  // The answer is rendered here, on the I/O thread: the stored job differs from `job` only in fields
+  // the JSON does not show (seq) or shows at millisecond precision anyway. The store's writer thread
+  // then only hands it over, so a batch's callbacks cost it almost nothing.
+  HttpResponse created = JsonResponse(201, internal::JobToJson(job));
+  created.headers.emplace_back("Location", "/api/v1/jobs/" + job.id);
   store_.InsertJobAsync(
-      std::move(job), [this, weak_workers, respond = std::move(respond)](
+      std::move(job), [this, created = std::move(created), respond = std::move(respond)](
                           core::Result<store::InsertOutcome> outcome) mutable {
-        // Runs on the store's writer thread: hand off at once so the next batch is not delayed.
-        auto finish = [this, respond = std::move(respond), outcome = std::move(outcome)]() {
-          if (!outcome) {
-            return respond(ErrorResponse(outcome.error().WithContext("submit")));
-          }
-          if (outcome->created) {
-            controller_.Notify();
-          }
-          HttpResponse r = JsonResponse(outcome->created ? 201 : 200,
-                                        internal::JobToJson(outcome->job));
-          r.headers.emplace_back("Location", "/api/v1/jobs/" + outcome->job.id);
-          respond(std::move(r));
-        };
-        if (auto pool = weak_workers.lock()) {
-          pool->Post(std::move(finish));
-        } else {
-          finish();
+        if (!outcome) {
+          return respond(ErrorResponse(outcome.error().WithContext("submit")));
         }
+        if (outcome->created) {
+          controller_.Notify();
+          return respond(std::move(created));
+        }
+        HttpResponse replay = JsonResponse(200, internal::JobToJson(outcome->job));
+        replay.headers.emplace_back("Location", "/api/v1/jobs/" + outcome->job.id);
+        respond(std::move(replay));
       });
 }
 

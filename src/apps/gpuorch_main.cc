@@ -8,6 +8,7 @@
 // process lifetime: SIGTERM/SIGINT stop it cleanly. Jobs keep running across a stop or a crash of the
 // service: they run under gpuorch-shim and are re-attached on the next start.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -61,6 +62,12 @@ core::Result<core::Config> BuildConfig(const CommonFlags& flags) {
   }
   if (flags.log_level) {
     config.log_level = *flags.log_level;
+  }
+  // Absolute, so that attempt directories mean the same after a restart from another directory.
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(config.data_dir, ec);
+  if (!ec) {
+    config.data_dir = absolute.lexically_normal().string();
   }
   return config;
 }
@@ -117,6 +124,11 @@ int RunServe(const CommonFlags& flags) {
   if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     return Fatal("another gpuorch serve is using data dir " + config.data_dir);
   }
+
+  // Keep freed memory instead of handing it back to the kernel after every burst: returning it
+  // (trim) and faulting it in again costs TLB shootdowns across all threads on each request wave.
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
   // SIGTERM/SIGINT are taken by sigwait() below; block them before any thread exists.
   sigset_t stop_signals;

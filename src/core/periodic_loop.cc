@@ -20,6 +20,10 @@ void PeriodicLoop::Start() {
 }
 
 void PeriodicLoop::Notify() {
+  // Many notifications before the next run collapse into one wake-up.
+  if (pending_.exchange(true)) {
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     notified_ = true;
@@ -47,6 +51,7 @@ void PeriodicLoop::Run() {
       }
       notified_ = false;
     }
+    pending_ = false;
     try {
       fn_();
     } catch (const std::exception& e) {

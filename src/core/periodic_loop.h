@@ -3,6 +3,7 @@
 // logged and the loop goes on. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -35,6 +36,7 @@ class PeriodicLoop {
   std::condition_variable cv_;
   bool stop_ = false;      // GUARDED_BY(mu_)
   bool notified_ = false;  // GUARDED_BY(mu_)
+  std::atomic<bool> pending_{false};  // a Notify() not yet followed by a run
   std::thread thread_;
 };
 

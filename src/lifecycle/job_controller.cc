@@ -91,8 +91,24 @@ core::Status JobController::Recover() {
       continue;
     }
     agent::AttemptProbe probe = runner_.Probe(AttemptDir(job.id, job.attempt));
+    if (probe.status == agent::AttemptStatus::kNotStarted && job.state == JobState::kScheduled) {
+      // The service stopped between choosing GPUs and starting the process: nothing ran, so the
+      // attempt does not count against the job's retries.
+      (void)Update({.job_id = job.id,
+                    .expected_state = JobState::kScheduled,
+                    .new_state = JobState::kQueued,
+                    .status_message = std::string("queued"),
+                    .attempt = job.attempt - 1,
+                    .transition_message = "attempt " + std::to_string(job.attempt) +
+                                          " never started (the service stopped while starting "
+                                          "it); requeued"});
+      ++settled;
+      continue;
+    }
     Job current = job;
-    if (probe.status != agent::AttemptStatus::kLost && job.state == JobState::kScheduled) {
+    if ((probe.status == agent::AttemptStatus::kRunning ||
+         probe.status == agent::AttemptStatus::kExited) &&
+        job.state == JobState::kScheduled) {
       auto moved = Update({.job_id = job.id,
                            .expected_state = JobState::kScheduled,
                            .new_state = JobState::kRunning,
@@ -103,10 +119,12 @@ core::Status JobController::Recover() {
       }
       current = *moved;
     }
-    if (probe.status == agent::AttemptStatus::kRunning && probe.handle) {
+    if (probe.status == agent::AttemptStatus::kRunning) {
+      // Without a handle yet, the shim is still writing its pid file; PollAttempts picks it up.
       LiveAttempt live{.job_id = job.id,
                        .attempt = job.attempt,
-                       .handle = *probe.handle,
+                       .handle = probe.handle.value_or(agent::AttemptHandle{
+                           .attempt_dir = AttemptDir(job.id, job.attempt)}),
                        .gpu_indices = job.gpu_indices};
       int64_t timeout = job.spec.timeout_seconds > 0 ? job.spec.timeout_seconds
                                                      : options_.default_timeout_seconds;
@@ -134,16 +152,18 @@ core::Status JobController::Recover() {
       continue;
     }
     agent::AttemptProbe probe = runner_.Probe(AttemptDir(job.id, job.attempt));
-    if (probe.status == agent::AttemptStatus::kRunning && probe.handle) {
+    if (probe.status == agent::AttemptStatus::kRunning) {
       LiveAttempt live{.job_id = job.id,
                        .attempt = job.attempt,
-                       .handle = *probe.handle,
+                       .handle = probe.handle.value_or(agent::AttemptHandle{
+                           .attempt_dir = AttemptDir(job.id, job.attempt)}),
                        .gpu_indices = job.gpu_indices,
                        .stopping = true};
       BeginStopping(live);
       live_[job.id] = live;
       ++reattached;
-    } else if (probe.status == agent::AttemptStatus::kExited) {
+    } else {
+      // Ended while the service was down (exit known), or gone without a trace: settle it once.
       RecordExitOfStoppedJob(job.id, probe.exit_code);
     }
   }
@@ -186,6 +206,12 @@ void JobController::PollAttempts(bool& freed) {
   for (auto it = live_.begin(); it != live_.end();) {
     LiveAttempt& live = it->second;
     agent::AttemptProbe probe = runner_.Probe(live.handle.attempt_dir);
+    if (probe.handle && live.handle.job_pid <= 0) {
+      live.handle = *probe.handle;
+      if (live.stopping) {
+        BeginStopping(live);
+      }
+    }
     if (probe.status != agent::AttemptStatus::kRunning) {
       std::optional<int> exit_code = probe.exit_code;
       if (live.stopping) {
@@ -193,7 +219,7 @@ void JobController::PollAttempts(bool& freed) {
       } else if (auto job = store_.GetJob(live.job_id);
                  job && job->attempt == live.attempt && !domain::IsTerminal(job->state)) {
         SettleAttempt(*job, exit_code,
-                      probe.status == agent::AttemptStatus::kLost
+                      probe.status != agent::AttemptStatus::kExited
                           ? "attempt lost: its process vanished without an exit status"
                           : "");
       }
@@ -224,8 +250,8 @@ void JobController::PollAttempts(bool& freed) {
 }
 
 void JobController::BeginStopping(LiveAttempt& live) {
-  if (live.term_sent_at) {
-    return;
+  if (live.term_sent_at || live.handle.job_pid <= 0) {
+    return;  // already stopping, or the pid is not known yet (PollAttempts calls again)
   }
   (void)runner_.Signal(live.handle, SIGTERM);
   live.term_sent_at = clock_.MonotonicNow();

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <regex>
 
 #include "domain/gpu.h"
 #include "domain/templates.h"
@@ -113,6 +112,28 @@ core::Status ApplyCommand(const json& v, domain::JobSpec& spec) {
   return core::Ok();
 }
 
+bool IsAsciiAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+// [A-Za-z_][A-Za-z0-9_]{0,127}
+bool IsEnvName(const std::string& s) {
+  if (s.empty() || s.size() > 128 || (s[0] >= '0' && s[0] <= '9')) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) { return IsAsciiAlnum(c) || c == '_'; });
+}
+
+// [A-Za-z0-9][A-Za-z0-9._/:@+-]*
+bool IsImageReference(const std::string& s) {
+  if (s.empty() || !IsAsciiAlnum(s[0])) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return IsAsciiAlnum(c) || std::string_view("._/:@+-").find(c) != std::string_view::npos;
+  });
+}
+
 bool IsReservedEnv(const std::string& key) {
   return key == "CUDA_VISIBLE_DEVICES" || key == "NVIDIA_VISIBLE_DEVICES" ||
          key == "CUDA_DEVICE_ORDER" || key.rfind("GPUORCH_", 0) == 0;
@@ -126,10 +147,9 @@ core::Status ApplyEnv(const json& v, domain::JobSpec& spec) {
     return Invalid("config.env", "config.env must be an object of at most " +
                                      std::to_string(kMaxEnvVars) + " string values");
   }
-  static const std::regex kName("[A-Za-z_][A-Za-z0-9_]{0,127}");
   for (const auto& [key, value] : v.items()) {
     const std::string field = "config.env." + key;
-    if (!std::regex_match(key, kName)) {
+    if (!IsEnvName(key)) {
       return Invalid("config.env", "config.env names must match [A-Za-z_][A-Za-z0-9_]*");
     }
     if (IsReservedEnv(key)) {
@@ -170,8 +190,7 @@ core::Status ApplyConfig(const json& config, const SubmitLimits& limits, domain:
   if (config.contains("docker_image") && !config["docker_image"].is_null()) {
     GPUORCH_ASSIGN_OR_RETURN(std::string image,
                              GetString(config["docker_image"], "config.docker_image", kMaxImageBytes));
-    static const std::regex kImage("[A-Za-z0-9][A-Za-z0-9._/:@+-]*");
-    if (!image.empty() && !std::regex_match(image, kImage)) {
+    if (!image.empty() && !IsImageReference(image)) {
       return Invalid("config.docker_image", "config.docker_image is not a valid image reference");
     }
     spec.docker_image = image;

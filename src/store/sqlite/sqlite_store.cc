@@ -55,7 +55,7 @@ core::Result<InsertOutcome> InsertInTransaction(Connection& db, const Job& job) 
       return InsertOutcome{.job = std::move(*existing), .created = false};
     }
   }
-  GPUORCH_TRY(sqlite_internal::InsertJobRow(db, job));
+  GPUORCH_ASSIGN_OR_RETURN(int64_t seq, sqlite_internal::InsertJobRow(db, job));
   GPUORCH_TRY(
       sqlite_internal::InsertTransitionRow(db, domain::JobTransition{.job_id = job.id,
                                                                      .from = std::nullopt,
@@ -63,12 +63,18 @@ core::Result<InsertOutcome> InsertInTransaction(Connection& db, const Job& job) 
                                                                      .at = job.created_at,
                                                                      .attempt = job.attempt,
                                                                      .message = "submitted"}));
-  // Read back, so the caller gets the job exactly as stored (seq assigned, times in milliseconds).
-  GPUORCH_ASSIGN_OR_RETURN(std::optional<Job> stored, sqlite_internal::SelectJobById(db, job.id));
-  if (!stored) {
-    return core::Fail(core::Code::kInternal, "inserted job " + job.id + " vanished");
+  // The caller gets the job exactly as a later read returns it: seq assigned, times in milliseconds.
+  Job stored = job;
+  stored.seq = seq;
+  auto to_millis = [](core::SystemTime t) { return core::FromUnixMillis(core::ToUnixMillis(t)); };
+  stored.created_at = to_millis(stored.created_at);
+  stored.updated_at = to_millis(stored.updated_at);
+  for (auto* t : {&stored.started_at, &stored.finished_at, &stored.not_before}) {
+    if (*t) {
+      **t = to_millis(**t);
+    }
   }
-  return InsertOutcome{.job = std::move(*stored), .created = true};
+  return InsertOutcome{.job = std::move(stored), .created = true};
 }
 
 // Copies the fields `update` sets into `job`.

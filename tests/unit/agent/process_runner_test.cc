@@ -331,12 +331,37 @@ TEST_F(ProcessRunnerTest, LotsOfOutput) {
   EXPECT_EQ(std::filesystem::file_size(attempt_dir_ + "/log"), 5000000u + 100000u * 15u);
 }
 
-TEST_F(ProcessRunnerTest, EmptyAttemptDirIsLost) {
+TEST_F(ProcessRunnerTest, EmptyAttemptDirIsNotStarted) {
   std::filesystem::create_directories(attempt_dir_);
   AttemptProbe probe = runner_->Probe(attempt_dir_);
-  EXPECT_EQ(probe.status, AttemptStatus::kLost);
+  EXPECT_EQ(probe.status, AttemptStatus::kNotStarted);
   EXPECT_FALSE(probe.handle);
-  EXPECT_EQ(runner_->Probe(dir_ + "/does-not-exist").status, AttemptStatus::kLost);
+  EXPECT_EQ(runner_->Probe(dir_ + "/does-not-exist").status, AttemptStatus::kNotStarted);
+}
+
+TEST_F(ProcessRunnerTest, ShimThatHasNotWrittenItsPidFileIsRunning) {
+  // A process whose command line names the attempt dir the way the shim's does.
+  std::filesystem::create_directories(attempt_dir_);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::execlp("sh", "sh", "-c", "sleep 30; true", "sh", "--dir", attempt_dir_.c_str(),
+             static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  AttemptProbe probe;
+  for (int i = 0; i < 1000; ++i) {
+    probe = runner_->Probe(attempt_dir_);
+    if (probe.status == AttemptStatus::kRunning) {
+      break;
+    }
+    ::usleep(1000);
+  }
+  EXPECT_EQ(probe.status, AttemptStatus::kRunning);
+  EXPECT_FALSE(probe.handle);
+  ::kill(-pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(runner_->Probe(attempt_dir_).status, AttemptStatus::kNotStarted);
 }
 
 TEST_F(ProcessRunnerTest, LaunchingTwiceIntoOneDirIsRefused) {

@@ -47,7 +47,7 @@ agent::AttemptProbe FakeProcessRunner::Probe(const std::string& attempt_dir) {
   std::lock_guard lock(mu_);
   auto it = attempts_.find(attempt_dir);
   if (it == attempts_.end()) {
-    return agent::AttemptProbe{.status = agent::AttemptStatus::kLost};
+    return agent::AttemptProbe{.status = agent::AttemptStatus::kNotStarted};
   }
   const Attempt& attempt = it->second;
   return agent::AttemptProbe{

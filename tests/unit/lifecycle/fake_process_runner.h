@@ -4,7 +4,7 @@
 // (Probe says kRunning) until the test ends it with Exit() or Vanish(), or a signal configured with
 // EndOnSignal() arrives. It keeps the interface contract of the real runner: kInvalidArgument for
 // an empty attempt_dir or argv or a bad env name, kAlreadyExists when the attempt dir was launched
-// before, kLost for a directory it never saw, Signal succeeding (and doing nothing) once the
+// before, kNotStarted for a directory it never saw, Signal succeeding (and doing nothing) once the
 // attempt ended, kInvalidArgument for job_pid <= 1. Survives a "restart" of the service: a second
 // controller over the same fake sees the attempts the first one left. Thread-safe.
 #pragma once

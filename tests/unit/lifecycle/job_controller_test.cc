@@ -728,15 +728,18 @@ TEST_F(JobControllerTest, RecoveryMovesAScheduledJobWhoseAttemptRunsToRunning) {
   EXPECT_EQ(Holders(*controller), (std::map<int, std::string>{{3, "job-a"}}));
   EXPECT_EQ(History("job-a"),
             (std::vector<JobState>{JobState::kQueued, JobState::kScheduled, JobState::kRunning}));
-  // The scheduled job whose process never appeared is lost (no retries: failed).
+  // The scheduled job whose process never started goes back to the queue; the attempt that never
+  // ran does not count against its retries (it has none).
   Job gone = Get("job-gone");
-  EXPECT_EQ(gone.state, JobState::kFailed);
-  EXPECT_NE(gone.status_message.find("lost"), std::string::npos) << gone.status_message;
+  EXPECT_EQ(gone.state, JobState::kQueued);
+  EXPECT_EQ(gone.attempt, 0);
   EXPECT_EQ(runner_.LaunchCount(), 1);
 
   ASSERT_TRUE(runner_.Exit("job-a", 0));
   controller->Tick();
   EXPECT_EQ(Get("job-a").state, JobState::kSucceeded);
+  EXPECT_EQ(Get("job-gone").state, JobState::kRunning);
+  EXPECT_EQ(Get("job-gone").attempt, 1);
 }
 
 TEST_F(JobControllerTest, RecoveryStopsACancelledJobThatStillRuns) {
