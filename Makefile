@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench sim clean
 
 deps:
 	./scripts/install-deps.sh
@@ -21,6 +21,13 @@ test: build
 
 bench: build
 	./scripts/bench.sh
+
+# The scheduling simulator: the scheduler against strict FIFO on a generated mixed trace
+# (`make sim ARGS="--preemption"` passes flags).
+sim: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD_DIR) --target sched_sim -j$(JOBS)
+	./$(BUILD_DIR)/bin/sched_sim $(ARGS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -4,12 +4,22 @@
 //   BM_InsertJob/threads:N        N threads, each calling the blocking InsertJob in a loop.
 //   BM_InsertJobAsync/window:W    one thread submitting W InsertJobAsync calls, then waiting for
 //                                 all W callbacks, in a loop.
+//   BM_CommitPlacements/batch:B   the scheduler's side: one thread committing placements (queued →
+//                                 scheduled, with node and GPU indices) through UpdateJobs, B per
+//                                 call (one transaction each).
+//   BM_CommitPlacementsOneByOne/threads:N
+//                                 N threads each committing placements through UpdateJob, one per
+//                                 call (group commit batches them).
+//
+// The placement benchmarks insert the queued jobs they will place before their timed loop;
+// items_per_second there is committed placements per second.
 //
 // Counters: items_per_second (durable inserts per second, all threads together) and batch (mean
 // writes per transaction during the run). Each run uses a fresh database in the system temp dir
 // (set TMPDIR to measure another disk).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -18,6 +28,7 @@
 #include <mutex>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "core/clock.h"
 #include "domain/job.h"
@@ -137,6 +148,114 @@ BENCHMARK(BM_InsertJobAsync)
     ->Teardown(CloseDb)
     ->ArgName("window")
     ->Arg(256)
+    ->UseRealTime()
+    ->MinTime(0.5);
+
+// Inserts `n` queued jobs of `owner` (untimed) and returns their ids; empty after a failure.
+std::vector<std::string> InsertQueued(int64_t n, const std::string& owner) {
+  std::vector<std::string> ids;
+  ids.reserve(static_cast<size_t>(n));
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t pending = n;
+  std::atomic<bool> failed{false};
+  for (int64_t i = 0; i < n; ++i) {
+    domain::Job job = NewJob();
+    job.owner = owner;
+    ids.push_back(job.id);
+    g_db->store->InsertJobAsync(std::move(job), [&](core::Result<InsertOutcome> outcome) {
+      if (!outcome) {
+        failed = true;
+      }
+      std::lock_guard lock(mu);
+      if (--pending == 0) {
+        cv.notify_one();
+      }
+    });
+  }
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return pending == 0; });
+  return failed ? std::vector<std::string>() : ids;
+}
+
+// The placement of job number `i` on a 64-node cluster of 8-GPU nodes, 4 GPUs per job.
+JobUpdate Placement(const std::string& job_id, int64_t i) {
+  const int first_gpu = static_cast<int>(i % 2) * 4;
+  return JobUpdate{
+      .job_id = job_id,
+      .expected_state = domain::JobState::kQueued,
+      .new_state = domain::JobState::kScheduled,
+      .status_message = "placed",
+      .attempt = 1,
+      .node_id = "node-" + std::to_string((i / 2) % 64),
+      .gpu_indices = std::vector<int>{first_gpu, first_gpu + 1, first_gpu + 2, first_gpu + 3},
+      .transition_message = "scheduler placed it"};
+}
+
+const core::SystemTime kPlacedAt = core::FromUnixMillis(1'800'000'100'000);
+
+void BM_CommitPlacements(benchmark::State& state) {
+  const int64_t batch = state.range(0);
+  const std::vector<std::string> ids = InsertQueued(state.max_iterations * batch, "bench");
+  if (ids.empty()) {
+    state.SkipWithError("inserting the queued jobs failed");  // the loop below then runs no round
+  }
+  const GroupCommitStats before = GetGroupCommitStats(*g_db->store).value_or(GroupCommitStats{});
+  int64_t next = 0;
+  std::vector<JobUpdate> updates;
+  for (auto _ : state) {
+    updates.clear();
+    for (int64_t i = 0; i < batch; ++i, ++next) {
+      updates.push_back(Placement(ids[static_cast<size_t>(next)], next));
+    }
+    auto results = g_db->store->UpdateJobs(updates, kPlacedAt);
+    if (!results || !std::all_of(results->begin(), results->end(),
+                                 [](const auto& r) { return r.has_value(); })) {
+      state.SkipWithError("a placement failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  const GroupCommitStats now = GetGroupCommitStats(*g_db->store).value_or(GroupCommitStats{});
+  const double transactions = static_cast<double>(now.transactions - before.transactions);
+  state.counters["batch"] =
+      transactions > 0 ? static_cast<double>(now.writes - before.writes) / transactions : 0;
+}
+BENCHMARK(BM_CommitPlacements)
+    ->Setup(OpenDb)
+    ->Teardown(CloseDb)
+    ->ArgName("batch")
+    ->Arg(1)
+    ->Arg(64)
+    ->Arg(512)
+    ->UseRealTime()
+    ->MinTime(0.5);
+
+void BM_CommitPlacementsOneByOne(benchmark::State& state) {
+  // Each thread places its own jobs; all of them are inserted before any thread's timed loop
+  // starts (the loop begins with a barrier of all threads).
+  const std::vector<std::string> ids =
+      InsertQueued(state.max_iterations, "bench-" + std::to_string(state.thread_index()));
+  if (ids.empty()) {
+    // No return: every thread must reach the loop's start barrier; the loop then runs no round.
+    state.SkipWithError("inserting the queued jobs failed");
+  }
+  int64_t next = 0;
+  for (auto _ : state) {
+    auto placed =
+        g_db->store->UpdateJob(Placement(ids[static_cast<size_t>(next)], next), kPlacedAt);
+    ++next;
+    if (!placed) {
+      state.SkipWithError(placed.error().message.c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CommitPlacementsOneByOne)
+    ->Setup(OpenDb)
+    ->Teardown(CloseDb)
+    ->Threads(64)
     ->UseRealTime()
     ->MinTime(0.5);
 

@@ -118,6 +118,9 @@ int ErrorStatus(const core::Error& error) {
   if (r == "method_not_allowed") {
     return 405;
   }
+  if (r == "quota_exceeded") {
+    return 429;
+  }
   switch (error.code) {
     case core::Code::kInvalidArgument: return 422;
     case core::Code::kNotFound: return 404;
@@ -192,6 +195,9 @@ void ApiRouter::Handle(HttpRequest request, Responder respond) {
                              : method_not_allowed("GET");
     }
   }
+  if (path == "/api/v1/queue" || path == "/api/v1/queue/") {
+    return method == "GET" ? Queue(request, std::move(respond)) : method_not_allowed("GET");
+  }
   if (path == "/api/v1/templates" || path == "/api/v1/templates/") {
     return method == "GET" ? Templates(std::move(respond)) : method_not_allowed("GET");
   }
@@ -243,6 +249,10 @@ void ApiRouter::Submit(HttpRequest request, Responder respond) {
   // then only hands it over, so a batch's callbacks cost it almost nothing.
   HttpResponse created = JsonResponse(201, internal::JobToJson(job));
   created.headers.emplace_back("Location", "/api/v1/jobs/" + job.id);
+  store::InsertOptions insert_options;
+  if (options_.max_queued_jobs) {
+    insert_options.max_queued_jobs = options_.max_queued_jobs(job.owner);
+  }
   store_.InsertJobAsync(
       std::move(job), [this, created = std::move(created), respond = std::move(respond)](
                           core::Result<store::InsertOutcome> outcome) mutable {
@@ -250,13 +260,14 @@ void ApiRouter::Submit(HttpRequest request, Responder respond) {
           return respond(ErrorResponse(outcome.error().WithContext("submit")));
         }
         if (outcome->created) {
-          controller_.Notify();
+          controller_.Submitted(outcome->job);
           return respond(std::move(created));
         }
         HttpResponse replay = JsonResponse(200, internal::JobToJson(outcome->job));
         replay.headers.emplace_back("Location", "/api/v1/jobs/" + outcome->job.id);
         respond(std::move(replay));
-      });
+      },
+      insert_options);
 }
 
 void ApiRouter::ListJobs(const HttpRequest& request, Responder respond) {
@@ -310,11 +321,7 @@ void ApiRouter::ListJobs(const HttpRequest& request, Responder respond) {
     json jobs = json::array();
     for (const auto& job : page->jobs) {
       json j = internal::JobToJson(job);
-      if (job.state == domain::JobState::kQueued) {
-        if (auto reason = controller_.WaitingReason(job.id)) {
-          j["status_message"] = "waiting: " + *reason;
-        }
-      }
+      AddWaitInfo(job, j);
       jobs.push_back(std::move(j));
     }
     json next = page->next_before_seq ? json(std::to_string(*page->next_before_seq)) : json(nullptr);
@@ -331,11 +338,7 @@ void ApiRouter::GetJob(const std::string& job_id, Responder respond) {
                                        : job.error()));
     }
     json j = internal::JobToJson(*job);
-    if (job->state == domain::JobState::kQueued) {
-      if (auto reason = controller_.WaitingReason(job_id)) {
-        j["status_message"] = "waiting: " + *reason;
-      }
-    }
+    AddWaitInfo(*job, j);
     json transitions = json::array();
     if (auto list = store_.ListTransitions(job_id)) {
       for (const auto& t : *list) {
@@ -384,6 +387,40 @@ void ApiRouter::Logs(const std::string& job_id, const HttpRequest& request, Resp
     r.stream = internal::MakeLogStream(internal::LogStreamDeps{store_, controller_}, job_id,
                                        attempt.value_or(job->attempt), follow && !attempt);
     respond(std::move(r));
+  });
+}
+
+void ApiRouter::AddWaitInfo(const domain::Job& job, nlohmann::json& out) const {
+  out["queue_position"] = nullptr;
+  if (job.state != domain::JobState::kQueued) {
+    return;
+  }
+  if (auto wait = controller_.Explain(job.id)) {
+    out["status_message"] = "waiting: " + wait->reason;
+    out["queue_position"] = wait->position;
+  }
+}
+
+void ApiRouter::Queue(const HttpRequest& request, Responder respond) {
+  size_t limit = 100;
+  if (auto text = request.Query("limit")) {
+    if (text->empty() || text->size() > 5 || !std::all_of(text->begin(), text->end(), ::isdigit) ||
+        std::stoi(*text) < 1 || std::stoi(*text) > 10000) {
+      return respond(ErrorResponse(BadRequest("limit must be an integer in [1, 10000]", "limit")));
+    }
+    limit = static_cast<size_t>(std::stoi(*text));
+  }
+  workers_->Post([this, limit, respond = std::move(respond)] {
+    json entries = json::array();
+    for (const auto& entry : controller_.Queue(limit)) {
+      entries.push_back({{"job_id", entry.job_id},
+                         {"owner", entry.owner},
+                         {"priority", entry.priority},
+                         {"gpu_count", entry.gpu_count},
+                         {"position", entry.wait.position},
+                         {"reason", entry.wait.reason}});
+    }
+    respond(JsonResponse(200, json{{"queue", entries}}));
   });
 }
 

@@ -6,8 +6,12 @@
 // the store's group commit; reads run on the router's worker pool.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "api/http_server.h"
 #include "core/clock.h"
@@ -30,11 +34,14 @@ struct ApiOptions {
   int64_t default_timeout_seconds = 24 * 3600;
   int worker_threads = 4;
   std::string version = "0.1.0";
+  // The most queued jobs `owner` may have; a submit over it answers 429 quota_exceeded. Empty, or
+  // nullopt for an owner: no limit. Called on an I/O thread; must not block.
+  std::function<std::optional<int>(const std::string& owner)> max_queued_jobs;
 };
 
 // The HTTP status for an error: reasons first (invalid_json → 400, body_too_large → 413,
-// unsupported_media_type → 415, conflict → 409), then the canonical code (kInvalidArgument → 422,
-// kNotFound → 404, kUnavailable → 503, ...).
+// unsupported_media_type → 415, conflict → 409, quota_exceeded → 429), then the canonical code
+// (kInvalidArgument → 422, kNotFound → 404, kUnavailable → 503, ...).
 int ErrorStatus(const core::Error& error);
 // A JSON error response; kInternal messages are replaced by a generic text.
 HttpResponse ErrorResponse(const core::Error& error);
@@ -54,7 +61,10 @@ class ApiRouter {
   void GetJob(const std::string& job_id, Responder respond);
   void CancelJob(const std::string& job_id, Responder respond);
   void Logs(const std::string& job_id, const HttpRequest& request, Responder respond);
+  void Queue(const HttpRequest& request, Responder respond);
   void Templates(Responder respond);
+  // Adds "queue_position" (null unless queued) and, for a queued job, why it waits.
+  void AddWaitInfo(const domain::Job& job, nlohmann::json& out) const;
   void Instances(const std::string& instance_id, Responder respond);
   void Health(Responder respond);
 

@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -33,6 +34,7 @@
 #include "core/ids.h"
 #include "core/log.h"
 #include "lifecycle/job_controller.h"
+#include "scheduler/scheduler.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace gpuorch {
@@ -70,6 +72,23 @@ core::Result<core::Config> BuildConfig(const CommonFlags& flags) {
     config.data_dir = absolute.lexically_normal().string();
   }
   return config;
+}
+
+scheduler::Quota ToQuota(const core::UserQuota& quota) {
+  return scheduler::Quota{.max_gpus_in_use = quota.max_gpus.value_or(INT_MAX),
+                          .max_queued_jobs = quota.max_queued_jobs};
+}
+
+scheduler::SchedulerConfig SchedulingConfig(const core::Config& config) {
+  scheduler::SchedulerConfig out{.fair_share_half_life = config.fair_share_half_life,
+                                 .user_weights = config.user_weights,
+                                 .default_quota = ToQuota(config.default_quota),
+                                 .backfill = config.backfill,
+                                 .preemption = config.preemption};
+  for (const auto& [user, quota] : config.user_quotas) {
+    out.user_quotas[user] = ToQuota(quota);
+  }
+  return out;
 }
 
 std::string DatabasePath(const core::Config& config) { return config.data_dir + "/gpuorch.db"; }
@@ -165,7 +184,8 @@ int RunServe(const CommonFlags& flags) {
                                       .retry_backoff_base = config.retry_backoff_base,
                                       .retry_backoff_max = config.retry_backoff_max,
                                       .default_timeout_seconds = config.default_timeout_seconds,
-                                      .loop_interval = config.scheduler_interval});
+                                      .loop_interval = config.scheduler_interval,
+                                      .scheduling = SchedulingConfig(config)});
   if (auto ok = controller.Recover(); !ok) {
     return Fatal(ok.error().message);
   }
@@ -173,7 +193,11 @@ int RunServe(const CommonFlags& flags) {
   auto ids = core::MakeRandomIdGenerator(clock);
   api::ApiRouter router(api::ApiDeps{**store, controller, clock, *ids},
                         api::ApiOptions{.default_timeout_seconds = config.default_timeout_seconds,
-                                        .version = kVersion});
+                                        .version = kVersion,
+                                        .max_queued_jobs = [&config](const std::string& owner) {
+                                          return std::optional<int>(
+                                              core::QuotaFor(config, owner).max_queued_jobs);
+                                        }});
   auto server = api::StartHttpServer(
       api::HttpServerOptions{.host = config.listen_host,
                              .port = config.listen_port,

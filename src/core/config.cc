@@ -1,7 +1,11 @@
 #include "core/config.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <cmath>
 #include <fstream>
+#include <set>
 #include <vector>
 
 #include "core/env.h"
@@ -31,6 +35,128 @@ std::string Trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+constexpr int64_t kMaxGpusLimit = 1'000'000;
+constexpr int64_t kMaxQueuedJobsLimit = 100'000'000;
+constexpr double kMaxWeight = 1'000'000;
+
+tl::unexpected<Error> Invalid(const std::string& key, std::string message) {
+  return Fail(Code::kInvalidArgument, std::move(message), key, "invalid_config");
+}
+
+Result<bool> ParseBool(const std::string& key, const std::string& value) {
+  if (value == "true") {
+    return true;
+  }
+  if (value == "false") {
+    return false;
+  }
+  return Invalid(key, key + " must be true or false, got '" + value + "'");
+}
+
+// "unlimited" (nullopt) or an integer in [0, kMaxGpusLimit].
+Result<std::optional<int>> ParseMaxGpus(const std::string& key, const std::string& value) {
+  if (value == "unlimited") {
+    return std::optional<int>();
+  }
+  auto n = ParseInt(key, value, 0, kMaxGpusLimit);
+  if (!n) {
+    return Invalid(key, key + ": max GPUs must be 'unlimited' or an integer in [0, " +
+                            std::to_string(kMaxGpusLimit) + "], got '" + value + "'");
+  }
+  return std::optional<int>(static_cast<int>(*n));
+}
+
+// A user name as jobs carry it in `owner`: 1..128 characters of [A-Za-z0-9._@-].
+bool IsUserName(const std::string& s) {
+  return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '@' ||
+           c == '-';
+  });
+}
+
+std::vector<std::string> Split(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t end = text.find(sep, start);
+    parts.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) {
+      return parts;
+    }
+    start = end + 1;
+  }
+}
+
+// Splits "a:1,b:2" into entries of `fields` colon-separated, trimmed parts, the first a user name
+// named once. An empty (or blank) value is no entries.
+Result<std::vector<std::vector<std::string>>> ParseUserList(const std::string& key,
+                                                            const std::string& value, size_t fields,
+                                                            const std::string& shape) {
+  std::vector<std::vector<std::string>> entries;
+  if (Trim(value).empty()) {
+    return entries;
+  }
+  std::set<std::string> users;
+  for (const std::string& raw : Split(value, ',')) {
+    const std::string entry = Trim(raw);
+    std::vector<std::string> parts = Split(entry, ':');
+    for (std::string& part : parts) {
+      part = Trim(part);
+    }
+    if (parts.size() != fields) {
+      return Invalid(key, key + ": entry '" + entry + "' must be " + shape);
+    }
+    if (!IsUserName(parts[0])) {
+      return Invalid(key, key + ": entry '" + entry +
+                              "' must start with a user name of 1 to 128 characters of "
+                              "[A-Za-z0-9._@-]");
+    }
+    if (!users.insert(parts[0]).second) {
+      return Invalid(key, key + ": user '" + parts[0] + "' is named twice");
+    }
+    entries.push_back(std::move(parts));
+  }
+  return entries;
+}
+
+Result<std::map<std::string, UserQuota>> ParseUserQuotas(const std::string& key,
+                                                         const std::string& value) {
+  GPUORCH_ASSIGN_OR_RETURN(auto entries,
+                           ParseUserList(key, value, 3, "user:max_gpus:max_queued_jobs"));
+  std::map<std::string, UserQuota> quotas;
+  for (const auto& parts : entries) {
+    UserQuota quota;
+    GPUORCH_ASSIGN_OR_RETURN(quota.max_gpus, ParseMaxGpus(key, parts[1]));
+    auto queued = ParseInt(key, parts[2], 0, kMaxQueuedJobsLimit);
+    if (!queued) {
+      return Invalid(key, key + ": max queued jobs of '" + parts[0] +
+                              "' must be an integer in [0, " + std::to_string(kMaxQueuedJobsLimit) +
+                              "], got '" + parts[2] + "'");
+    }
+    quota.max_queued_jobs = static_cast<int>(*queued);
+    quotas[parts[0]] = quota;
+  }
+  return quotas;
+}
+
+Result<std::map<std::string, double>> ParseUserWeights(const std::string& key,
+                                                       const std::string& value) {
+  GPUORCH_ASSIGN_OR_RETURN(auto entries, ParseUserList(key, value, 2, "user:weight"));
+  std::map<std::string, double> weights;
+  for (const auto& parts : entries) {
+    const std::string& text = parts[1];
+    double weight = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), weight);
+    if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(weight) ||
+        weight <= 0 || weight > kMaxWeight) {
+      return Invalid(key, key + ": weight of '" + parts[0] +
+                              "' must be a number in (0, 1000000], got '" + text + "'");
+    }
+    weights[parts[0]] = weight;
+  }
+  return weights;
+}
+
 const std::vector<std::string>& Keys() {
   static const std::vector<std::string> keys = {
       "GPUORCH_LISTEN",          "GPUORCH_DATA_DIR",           "GPUORCH_LOG_LEVEL",
@@ -38,8 +164,35 @@ const std::vector<std::string>& Keys() {
       "GPUORCH_HTTP_THREADS",    "GPUORCH_KILL_GRACE_SECONDS", "GPUORCH_SCHEDULER_INTERVAL_MS",
       "GPUORCH_RETRY_BACKOFF_SECONDS", "GPUORCH_RETRY_BACKOFF_MAX_SECONDS",
       "GPUORCH_DEFAULT_TIMEOUT_SECONDS", "GPUORCH_GROUP_COMMIT_MAX_BATCH",
-      "GPUORCH_CONTAINER_RUNTIME"};
+      "GPUORCH_CONTAINER_RUNTIME", "GPUORCH_QUOTA_MAX_GPUS", "GPUORCH_QUOTA_MAX_QUEUED_JOBS",
+      "GPUORCH_USER_QUOTAS", "GPUORCH_USER_WEIGHTS", "GPUORCH_FAIR_SHARE_HALF_LIFE_SECONDS",
+      "GPUORCH_BACKFILL", "GPUORCH_PREEMPTION"};
   return keys;
+}
+
+// The keys of scheduling at cluster scale; unknown keys are an error naming the key.
+Status ApplySchedulingValue(const std::string& key, const std::string& value, Config& config) {
+  if (key == "GPUORCH_QUOTA_MAX_GPUS") {
+    GPUORCH_ASSIGN_OR_RETURN(config.default_quota.max_gpus, ParseMaxGpus(key, value));
+  } else if (key == "GPUORCH_QUOTA_MAX_QUEUED_JOBS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 0, kMaxQueuedJobsLimit));
+    config.default_quota.max_queued_jobs = static_cast<int>(v);
+  } else if (key == "GPUORCH_USER_QUOTAS") {
+    GPUORCH_ASSIGN_OR_RETURN(config.user_quotas, ParseUserQuotas(key, value));
+  } else if (key == "GPUORCH_USER_WEIGHTS") {
+    GPUORCH_ASSIGN_OR_RETURN(config.user_weights, ParseUserWeights(key, value));
+  } else if (key == "GPUORCH_FAIR_SHARE_HALF_LIFE_SECONDS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 1, 30LL * 24 * 3600));
+    config.fair_share_half_life = std::chrono::seconds(v);
+  } else if (key == "GPUORCH_BACKFILL") {
+    GPUORCH_ASSIGN_OR_RETURN(config.backfill, ParseBool(key, value));
+  } else if (key == "GPUORCH_PREEMPTION") {
+    GPUORCH_ASSIGN_OR_RETURN(config.preemption, ParseBool(key, value));
+  } else {
+    return Fail(Code::kInvalidArgument, "unknown configuration key '" + key + "'", key,
+                "invalid_config");
+  }
+  return Ok();
 }
 
 }  // namespace
@@ -99,10 +252,14 @@ Status ApplyConfigValue(const std::string& key, const std::string& value, Config
   } else if (key == "GPUORCH_CONTAINER_RUNTIME") {
     config.container_runtime = value;
   } else {
-    return Fail(Code::kInvalidArgument, "unknown configuration key '" + key + "'", key,
-                "invalid_config");
+    return ApplySchedulingValue(key, value, config);
   }
   return Ok();
+}
+
+const UserQuota& QuotaFor(const Config& config, const std::string& user) {
+  auto it = config.user_quotas.find(user);
+  return it == config.user_quotas.end() ? config.default_quota : it->second;
 }
 
 Result<Config> LoadConfig(const std::optional<std::string>& config_file) {

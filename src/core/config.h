@@ -16,6 +16,14 @@
 
 namespace gpuorch::core {
 
+// One user's limits. Plain values; the scheduler and the API translate them into their own types.
+struct UserQuota {
+  std::optional<int> max_gpus;  // GPUs in use at once; nullopt: unlimited
+  int max_queued_jobs = 10000;  // queued jobs at once; a submit over it is refused (HTTP 429)
+
+  bool operator==(const UserQuota&) const = default;
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8000;
@@ -34,7 +42,23 @@ struct Config {
   int group_commit_max_batch = 512;
   // Path of a container runtime CLI ("docker"); empty disables containers.
   std::string container_runtime = "docker";
+
+  // Scheduling at cluster scale.
+  // GPUORCH_QUOTA_MAX_GPUS ("unlimited" or an integer), GPUORCH_QUOTA_MAX_QUEUED_JOBS.
+  UserQuota default_quota;
+  // GPUORCH_USER_QUOTAS "alice:8:100,bob:unlimited:50" (user:max_gpus:max_queued_jobs): replaces
+  // default_quota for the users named.
+  std::map<std::string, UserQuota> user_quotas;
+  // GPUORCH_USER_WEIGHTS "alice:2,bob:0.5": fair-share weights (> 0); users not named weigh 1.
+  std::map<std::string, double> user_weights;
+  // GPUORCH_FAIR_SHARE_HALF_LIFE_SECONDS: how fast past GPU usage is forgotten.
+  std::chrono::seconds fair_share_half_life{3600};
+  bool backfill = true;    // GPUORCH_BACKFILL=true|false
+  bool preemption = true;  // GPUORCH_PREEMPTION=true|false
 };
+
+// The quota of `user`: their entry in user_quotas, else default_quota.
+const UserQuota& QuotaFor(const Config& config, const std::string& user);
 
 // Parses "HOST:PORT" (IPv6 as "[::1]:8000").
 Status ParseListen(const std::string& text, Config& config);

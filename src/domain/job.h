@@ -51,6 +51,10 @@ struct JobSpec {
   std::vector<std::string> command;  // argv; a shell string arrives as {"sh", "-c", string}
   std::map<std::string, std::string> env;
   std::string config_json;  // the whole `config` object as submitted, extra keys included
+  // scheduling
+  bool preemptible = false;  // top-level `preemptible`: may be stopped for a higher-priority job
+  std::map<std::string, std::string> node_selector;  // config.node_selector: labels a node needs
+  std::vector<std::string> allowed_providers;  // config.allowed_providers; empty: any provider
 
   bool operator==(const JobSpec&) const = default;
 };

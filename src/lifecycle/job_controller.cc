@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/log.h"
-#include "scheduler/placement.h"
+#include "domain/gpu.h"
 
 namespace gpuorch::lifecycle {
 namespace {
@@ -14,8 +14,25 @@ namespace {
 using domain::Job;
 using domain::JobState;
 
-// How often the queue is looked at even when nothing signalled a change (retry backoffs expire).
-constexpr std::chrono::seconds kScheduleEvery{1};
+// How often the queued jobs are re-read from the store, to pick up what no Submitted() announced.
+constexpr std::chrono::seconds kReloadEvery{30};
+
+scheduler::JobRequest ToRequest(const Job& job) {
+  return scheduler::JobRequest{
+      .id = job.id,
+      .owner = job.owner,
+      .priority = job.spec.priority,
+      .seq = job.seq,
+      .gpu_type = domain::CanonicalGpuType(job.spec.gpu_type),
+      .gpu_count = job.spec.gpu_count,
+      .memory_gb = job.spec.memory_gb,
+      .node_selector = job.spec.node_selector,
+      .allowed_providers = job.spec.allowed_providers,
+      .needs_container = !job.spec.docker_image.empty(),
+      .preemptible = job.spec.preemptible,
+      .runtime_bound = std::chrono::seconds(job.spec.timeout_seconds),
+      .not_before = job.not_before};
+}
 
 std::string JoinInts(const std::vector<int>& values, const char* sep) {
   std::string out;
@@ -39,7 +56,31 @@ std::string DescribeExit(std::optional<int> exit_code) {
 }  // namespace
 
 JobController::JobController(JobControllerDeps deps, JobControllerOptions options)
-    : store_(deps.store), runner_(deps.runner), clock_(deps.clock), options_(std::move(options)) {
+    : store_(deps.store),
+      runner_(deps.runner),
+      clock_(deps.clock),
+      options_(std::move(options)),
+      scheduler_(scheduler::MakeScheduler(options_.scheduling)) {
+  // The scheduler places jobs on nodes of one GPU type: this machine is one such node per type.
+  std::map<std::string, scheduler::NodeInfo> by_type;
+  for (const auto& gpu : options_.gpus) {
+    auto [it, inserted] = by_type.try_emplace(gpu.type);
+    scheduler::NodeInfo& node = it->second;
+    if (inserted) {
+      node = scheduler::NodeInfo{
+          .id = by_type.size() == 1 ? options_.node_id : options_.node_id + "/" + gpu.type,
+          .node_id = options_.node_id,
+          .gpu_type = gpu.type,
+          .gpu_memory_gb = static_cast<double>(gpu.memory_mb) / 1024.0,
+          .container_runtime = !options_.container_runtime.empty()};
+    }
+    node.gpu_memory_gb = std::min(node.gpu_memory_gb, static_cast<double>(gpu.memory_mb) / 1024.0);
+    node.gpu_indices.push_back(gpu.index);
+    scheduler_node_of_gpu_[gpu.index] = node.id;
+  }
+  for (const auto& [type, node] : by_type) {
+    scheduler_->UpsertNode(node);
+  }
   PublishView();
 }
 
@@ -64,9 +105,54 @@ void JobController::Stop() {
 }
 
 void JobController::Notify() {
-  dirty_ = true;
+  reload_ = true;
   if (loop_) {
     loop_->Notify();
+  }
+}
+
+void JobController::Submitted(const Job& job) {
+  {
+    std::lock_guard lock(incoming_mu_);
+    incoming_.push_back(job);
+  }
+  if (loop_) {
+    loop_->Notify();
+  }
+}
+
+void JobController::TrackRunning(const Job& job, const LiveAttempt& live) {
+  const core::SystemTime started = job.started_at.value_or(clock_.Now());
+  scheduler_->MarkRunning(scheduler::RunningJob{
+      .job_id = job.id,
+      .owner = job.owner,
+      .node = live.gpu_indices.empty() ? options_.node_id
+                                       : scheduler_node_of_gpu_[live.gpu_indices.front()],
+      .gpu_indices = live.gpu_indices,
+      .priority = job.spec.priority,
+      .preemptible = job.spec.preemptible,
+      .started_at = started,
+      .expected_end = live.deadline.value_or(started + std::chrono::seconds(
+                                                           job.spec.timeout_seconds))});
+}
+
+void JobController::ReloadQueue() {
+  auto queued = store_.ListJobsInStates({JobState::kQueued});
+  if (!queued) {
+    spdlog::warn("scheduler: cannot read the queue: {}", queued.error().message);
+    reload_ = true;
+    return;
+  }
+  for (const Job& job : *queued) {
+    scheduler_->Enqueue(ToRequest(job));
+  }
+}
+
+void JobController::Requeue(const Job& job) {
+  if (job.state == JobState::kQueued) {
+    scheduler_->Enqueue(ToRequest(job));
+  } else {
+    scheduler_->Dequeue(job.id);
   }
 }
 
@@ -132,6 +218,7 @@ core::Status JobController::Recover() {
         live.deadline = *current.started_at + std::chrono::seconds(timeout);
       }
       live_[job.id] = live;
+      TrackRunning(current, live);
       ++reattached;
     } else if (probe.status == agent::AttemptStatus::kExited) {
       SettleAttempt(current, probe.exit_code, "exited while the service was down");
@@ -161,6 +248,7 @@ core::Status JobController::Recover() {
                        .stopping = true};
       BeginStopping(live);
       live_[job.id] = live;
+      TrackRunning(job, live);
       ++reattached;
     } else {
       // Ended while the service was down (exit known), or gone without a trace: settle it once.
@@ -170,33 +258,29 @@ core::Status JobController::Recover() {
   if (reattached + settled > 0) {
     spdlog::info("recovery: re-attached {} attempt(s), settled {}", reattached, settled);
   }
-  dirty_ = true;
+  reload_ = true;
   PublishView();
   return core::Ok();
 }
 
 void JobController::Tick() {
   std::lock_guard lock(mu_);
+  std::vector<Job> incoming;
+  {
+    std::lock_guard incoming_lock(incoming_mu_);
+    incoming.swap(incoming_);
+  }
+  for (const Job& job : incoming) {
+    scheduler_->Enqueue(ToRequest(job));
+  }
+  const auto mono_now = clock_.MonotonicNow();
+  if (reload_.exchange(false) || mono_now - last_reload_ >= kReloadEvery) {
+    last_reload_ = mono_now;
+    ReloadQueue();
+  }
   bool freed = false;
   PollAttempts(freed);
-  const auto mono_now = clock_.MonotonicNow();
-  size_t busy = 0;
-  for (const auto& [id, live] : live_) {
-    busy += live.gpu_indices.size();
-  }
-  // With every GPU busy nothing can start: skip reading the queue (it may be long) until one frees.
-  const bool all_busy = busy >= options_.gpus.size();
-  if (all_busy) {
-    std::lock_guard view_lock(view_mu_);
-    waiting_.clear();
-    all_busy_reason_ = options_.gpus.empty()
-                           ? "node " + options_.node_id + " has no GPUs"
-                           : "all " + std::to_string(options_.gpus.size()) + " GPUs of node " +
-                                 options_.node_id + " are busy";
-  } else if (dirty_.exchange(false) || freed || mono_now - last_schedule_ >= kScheduleEvery) {
-    last_schedule_ = mono_now;
-    Schedule();
-  }
+  Schedule();
   PublishView();
 }
 
@@ -214,20 +298,37 @@ void JobController::PollAttempts(bool& freed) {
     }
     if (probe.status != agent::AttemptStatus::kRunning) {
       std::optional<int> exit_code = probe.exit_code;
+      scheduler_->MarkEnded(live.job_id, now);
       if (live.stopping) {
         RecordExitOfStoppedJob(live.job_id, exit_code);
       } else if (auto job = store_.GetJob(live.job_id);
                  job && job->attempt == live.attempt && !domain::IsTerminal(job->state)) {
-        SettleAttempt(*job, exit_code,
-                      probe.status != agent::AttemptStatus::kExited
-                          ? "attempt lost: its process vanished without an exit status"
-                          : "");
+        if (!live.preempted_by.empty()) {
+          auto requeued = Update({.job_id = job->id,
+                                  .expected_state = job->state,
+                                  .new_state = JobState::kQueued,
+                                  .status_message = "preempted by " + live.preempted_by + "; queued",
+                                  .started_at = std::optional<std::optional<core::SystemTime>>(
+                                      std::in_place),
+                                  .exit_code = std::optional(exit_code),
+                                  .transition_message = "attempt " + std::to_string(live.attempt) +
+                                                        " preempted by " + live.preempted_by});
+          if (requeued) {
+            Requeue(*requeued);
+          }
+        } else if (auto settled = SettleAttempt(
+                       *job, exit_code,
+                       probe.status != agent::AttemptStatus::kExited
+                           ? "attempt lost: its process vanished without an exit status"
+                           : "")) {
+          Requeue(*settled);
+        }
       }
       it = live_.erase(it);
       freed = true;
       continue;
     }
-    if (!live.stopping && live.deadline && now >= *live.deadline) {
+    if (!live.stopping && live.preempted_by.empty() && live.deadline && now >= *live.deadline) {
       auto job = Update({.job_id = live.job_id,
                          .expected_state = JobState::kRunning,
                          .new_state = JobState::kTimedOut,
@@ -279,19 +380,21 @@ void JobController::RecordExitOfStoppedJob(const std::string& job_id,
                 .exit_code = std::optional(exit_code ? exit_code : std::optional<int>(-1))});
 }
 
-void JobController::SettleAttempt(const Job& job, std::optional<int> exit_code,
-                                  const std::string& why) {
+std::optional<Job> JobController::SettleAttempt(const Job& job, std::optional<int> exit_code,
+                                                const std::string& why) {
   const auto now = clock_.Now();
   const std::string attempt_text = "attempt " + std::to_string(job.attempt);
+  auto stored = [](core::Result<Job> result) -> std::optional<Job> {
+    return result ? std::optional<Job>(std::move(*result)) : std::nullopt;
+  };
   if (exit_code && *exit_code == 0) {
-    (void)Update({.job_id = job.id,
+    return stored(Update({.job_id = job.id,
                   .expected_state = job.state,
                   .new_state = JobState::kSucceeded,
                   .status_message = "succeeded (exit code 0)",
                   .finished_at = std::optional(now),
                   .exit_code = std::optional(exit_code),
-                  .transition_message = attempt_text + " exited with code 0"});
-    return;
+                  .transition_message = attempt_text + " exited with code 0"}));
   }
   const std::string cause = why.empty() ? DescribeExit(exit_code) : why;
   if (job.attempt <= job.spec.max_retries) {
@@ -299,7 +402,7 @@ void JobController::SettleAttempt(const Job& job, std::optional<int> exit_code,
     if (backoff > options_.retry_backoff_max) {
       backoff = options_.retry_backoff_max;
     }
-    (void)Update({.job_id = job.id,
+    return stored(Update({.job_id = job.id,
                   .expected_state = job.state,
                   .new_state = JobState::kQueued,
                   .status_message = attempt_text + " failed (" + cause + "); retry " +
@@ -309,43 +412,44 @@ void JobController::SettleAttempt(const Job& job, std::optional<int> exit_code,
                   .started_at = std::optional<std::optional<core::SystemTime>>(std::in_place),
                   .not_before = std::optional(std::optional(now + backoff)),
                   .exit_code = std::optional(exit_code),
-                  .transition_message = attempt_text + " failed: " + cause});
-    dirty_ = true;
-    return;
+                  .transition_message = attempt_text + " failed: " + cause}));
   }
-  (void)Update({.job_id = job.id,
+  return stored(Update({.job_id = job.id,
                 .expected_state = job.state,
                 .new_state = JobState::kFailed,
                 .status_message = "failed: " + cause,
                 .finished_at = std::optional(now),
                 .exit_code = std::optional(exit_code),
-                .transition_message = attempt_text + " failed: " + cause});
+                .transition_message = attempt_text + " failed: " + cause}));
 }
 
 void JobController::Schedule() {
-  auto queued = store_.ListJobsInStates({JobState::kQueued});
-  if (!queued) {
-    spdlog::warn("scheduler: cannot read the queue: {}", queued.error().message);
-    return;
-  }
-  scheduler::NodeView node{.node_id = options_.node_id,
-                           .gpus = options_.gpus,
-                           .container_runtime = !options_.container_runtime.empty()};
-  for (const auto& [id, live] : live_) {
-    node.busy_gpu_indices.insert(node.busy_gpu_indices.end(), live.gpu_indices.begin(),
-                                 live.gpu_indices.end());
-  }
-  scheduler::SchedulePlan plan = scheduler::Schedule({node}, *queued, clock_.Now());
-  std::map<std::string, const Job*> by_id;
-  for (const Job& job : *queued) {
-    by_id[job.id] = &job;
+  const scheduler::Plan plan = scheduler_->Schedule(clock_.Now());
+  for (const auto& preemption : plan.preemptions) {
+    for (const auto& victim : preemption.victims) {
+      auto it = live_.find(victim);
+      if (it != live_.end() && !it->second.stopping && it->second.preempted_by.empty()) {
+        spdlog::info("job {}: preempted by job {}", victim, preemption.job_id);
+        it->second.preempted_by = preemption.job_id;
+        BeginStopping(it->second);
+      }
+    }
   }
   for (const auto& assignment : plan.assignments) {
-    StartAttempt(*by_id.at(assignment.job_id), assignment.gpu_indices);
+    auto job = store_.GetJob(assignment.job_id);
+    if (!job || job->state != JobState::kQueued) {
+      // Cancelled (or changed) since it was queued: give the GPUs back and forget it.
+      scheduler_->Unreserve(assignment.job_id);
+      scheduler_->Dequeue(assignment.job_id);
+      continue;
+    }
+    if (!StartAttempt(*job, assignment.gpu_indices)) {
+      scheduler_->Unreserve(assignment.job_id);
+      if (auto now_stored = store_.GetJob(assignment.job_id)) {
+        Requeue(*now_stored);
+      }
+    }
   }
-  std::lock_guard view_lock(view_mu_);
-  waiting_ = std::move(plan.waiting);
-  all_busy_reason_.clear();
 }
 
 std::vector<std::string> JobController::BuildArgv(const Job& job,
@@ -368,7 +472,7 @@ std::vector<std::string> JobController::BuildArgv(const Job& job,
   return argv;
 }
 
-void JobController::StartAttempt(const Job& job, const std::vector<int>& gpu_indices) {
+bool JobController::StartAttempt(const Job& job, const std::vector<int>& gpu_indices) {
   const int attempt = job.attempt + 1;
   const std::string gpus = JoinInts(gpu_indices, ",");
   auto scheduled = Update({.job_id = job.id,
@@ -384,7 +488,7 @@ void JobController::StartAttempt(const Job& job, const std::vector<int>& gpu_ind
                            .transition_message = "scheduled on node " + options_.node_id +
                                                  " GPUs [" + gpus + "]"});
   if (!scheduled) {
-    return;
+    return false;
   }
   agent::LaunchSpec spec{.attempt_dir = AttemptDir(job.id, attempt),
                          .argv = BuildArgv(job, gpu_indices),
@@ -398,7 +502,7 @@ void JobController::StartAttempt(const Job& job, const std::vector<int>& gpu_ind
   if (!handle) {
     spdlog::warn("job {}: cannot start attempt {}: {}", job.id, attempt, handle.error().message);
     SettleAttempt(*scheduled, std::nullopt, "could not start: " + handle.error().message);
-    return;
+    return false;
   }
   const auto now = clock_.Now();
   int64_t timeout = job.spec.timeout_seconds > 0 ? job.spec.timeout_seconds
@@ -424,6 +528,7 @@ void JobController::StartAttempt(const Job& job, const std::vector<int>& gpu_ind
   }
   spdlog::info("job {}: attempt {} running on GPUs [{}], pid {}", job.id, attempt, gpus,
                handle->job_pid);
+  return true;
 }
 
 core::Result<Job> JobController::Cancel(const std::string& job_id) {
@@ -452,8 +557,9 @@ core::Result<Job> JobController::Cancel(const std::string& job_id) {
     if (updated && has_process) {
       live->second.stopping = true;
       BeginStopping(live->second);
+    } else if (updated) {
+      scheduler_->Dequeue(job_id);
     }
-    dirty_ = true;
     PublishView();
     return updated;
   }
@@ -487,16 +593,22 @@ NodeStatus JobController::Node() const {
   return view_;
 }
 
+std::optional<scheduler::WaitInfo> JobController::Explain(const std::string& job_id) const {
+  std::lock_guard lock(mu_);
+  return scheduler_->Explain(job_id, clock_.Now());
+}
+
 std::optional<std::string> JobController::WaitingReason(const std::string& job_id) const {
-  std::lock_guard lock(view_mu_);
-  auto it = waiting_.find(job_id);
-  if (it == waiting_.end()) {
-    if (!all_busy_reason_.empty()) {
-      return all_busy_reason_;
-    }
+  auto info = Explain(job_id);
+  if (!info) {
     return std::nullopt;
   }
-  return it->second;
+  return info->reason;
+}
+
+std::vector<scheduler::QueueEntry> JobController::Queue(size_t limit) const {
+  std::lock_guard lock(mu_);
+  return scheduler_->Queue(clock_.Now(), limit);
 }
 
 bool JobController::IsAttemptLive(const std::string& job_id, int attempt) const {

@@ -27,6 +27,7 @@
 #include "core/periodic_loop.h"
 #include "domain/gpu.h"
 #include "domain/job.h"
+#include "scheduler/scheduler.h"
 #include "store/store.h"
 
 namespace gpuorch::lifecycle {
@@ -42,6 +43,7 @@ struct JobControllerOptions {
   std::chrono::seconds retry_backoff_max{300};
   int64_t default_timeout_seconds = 24 * 3600;
   std::chrono::milliseconds loop_interval{200};
+  scheduler::SchedulerConfig scheduling;  // queue order, fair share, quotas, backfill, preemption
 };
 
 struct JobControllerDeps {
@@ -77,7 +79,9 @@ class JobController {
   // Runs Tick() on a background loop every loop_interval, or sooner after Notify().
   void Start();
   void Stop();
-  // Something changed (a job was submitted): schedule soon.
+  // A job was accepted (committed as queued): queue it and schedule soon. Never blocks on the loop.
+  void Submitted(const domain::Job& job);
+  // Something changed outside the controller: re-read the queued jobs from the store and schedule.
   void Notify();
 
   // Cancels the job: queued → cancelled; scheduled/running → cancelled and its process group gets
@@ -86,8 +90,11 @@ class JobController {
   [[nodiscard]] core::Result<domain::Job> Cancel(const std::string& job_id);
 
   NodeStatus Node() const;
-  // Why a queued job waits (as of the last scheduling pass), or nullopt.
+  // Why a queued job waits and its queue position, or nullopt when it is not queued here.
+  std::optional<scheduler::WaitInfo> Explain(const std::string& job_id) const;
   std::optional<std::string> WaitingReason(const std::string& job_id) const;
+  // The first `limit` queued jobs in scheduling order, each with why it waits.
+  std::vector<scheduler::QueueEntry> Queue(size_t limit) const;
   // True while the job's attempt `attempt` has a process on this node.
   bool IsAttemptLive(const std::string& job_id, int attempt) const;
   // Where attempt `attempt` of the job keeps its files (log, pid, exit).
@@ -101,15 +108,22 @@ class JobController {
     std::vector<int> gpu_indices;
     std::optional<core::SystemTime> deadline;       // wall-clock timeout of the attempt
     bool stopping = false;                          // cancel or timeout: the job is already terminal
+    std::string preempted_by;                       // set: stopping to make room; requeued on exit
     std::optional<core::MonotonicTime> term_sent_at;
     bool kill_sent = false;
   };
 
   void PollAttempts(bool& freed);
   void Schedule();
-  void StartAttempt(const domain::Job& job, const std::vector<int>& gpu_indices);
+  void ReloadQueue();
+  void TrackRunning(const domain::Job& job, const LiveAttempt& live);
+  // Starts the job on `gpu_indices`; false when it did not start (the job is requeued or failed).
+  bool StartAttempt(const domain::Job& job, const std::vector<int>& gpu_indices);
   // The attempt of `job` (state scheduled or running) ended or vanished: succeed, retry or fail.
-  void SettleAttempt(const domain::Job& job, std::optional<int> exit_code, const std::string& why);
+  // Returns the job as stored after, when that worked.
+  std::optional<domain::Job> SettleAttempt(const domain::Job& job, std::optional<int> exit_code,
+                                           const std::string& why);
+  void Requeue(const domain::Job& job);
   void RecordExitOfStoppedJob(const std::string& job_id, std::optional<int> exit_code);
   void BeginStopping(LiveAttempt& live);
   core::Result<domain::Job> Update(const store::JobUpdate& update);
@@ -122,15 +136,17 @@ class JobController {
   const core::Clock& clock_;
   const JobControllerOptions options_;
 
-  std::mutex mu_;  // serializes Tick, Recover and Cancel
+  mutable std::mutex mu_;  // serializes Tick, Recover, Cancel and reads of scheduler_
   std::map<std::string, LiveAttempt> live_;  // GUARDED_BY(mu_), by job id
-  std::atomic<bool> dirty_{true};            // schedule on the next pass; lock-free for Notify()
-  core::MonotonicTime last_schedule_{};      // GUARDED_BY(mu_)
+  std::unique_ptr<scheduler::Scheduler> scheduler_;  // GUARDED_BY(mu_)
+  std::map<int, std::string> scheduler_node_of_gpu_;  // GPU index → scheduler NodeInfo id
+  std::atomic<bool> reload_{true};           // re-read the queue from the store on the next pass
+  core::MonotonicTime last_reload_{};        // GUARDED_BY(mu_)
+  std::mutex incoming_mu_;
+  std::vector<domain::Job> incoming_;        // GUARDED_BY(incoming_mu_): accepted, not yet queued
 
   mutable std::mutex view_mu_;
   NodeStatus view_;                                  // GUARDED_BY(view_mu_)
-  std::map<std::string, std::string> waiting_;       // GUARDED_BY(view_mu_)
-  std::string all_busy_reason_;                      // GUARDED_BY(view_mu_): set when no GPU is free
   std::map<std::string, int> live_view_;             // GUARDED_BY(view_mu_): job id → attempt
 
   std::unique_ptr<core::PeriodicLoop> loop_;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -55,6 +56,13 @@ struct JobUpdate {
   std::string transition_message;               // stored with the transition, when there is one
 };
 
+// Per-insert options, checked inside the insert's transaction.
+struct InsertOptions {
+  // When set, the insert fails (kResourceExhausted, reason "quota_exceeded") if the job's owner
+  // already has this many jobs or more in state queued. nullopt: no limit.
+  std::optional<int> max_queued_jobs;
+};
+
 using InsertCallback = std::function<void(core::Result<InsertOutcome>)>;
 
 class Store {
@@ -65,14 +73,23 @@ class Store {
   virtual ~Store() = default;
 
   // Durably inserts `job` (state queued, seq assigned by the store; created_at/updated_at as given)
-  // and its creation transition. When `job.idempotency_key` is non-empty and a job of the same owner
-  // already has it, inserts nothing and reports that job with created=false.
+  // and its creation transition. When `job.idempotency_key` is non-empty and a job of the same
+  // owner already has it, inserts nothing and reports that job with created=false (even when the
+  // owner is over quota). Otherwise, when `options.max_queued_jobs` is set and the owner already
+  // has that many queued jobs, inserts nothing and fails with kResourceExhausted, reason
+  // "quota_exceeded"; the count and the insert are one atomic step, so concurrent inserts never
+  // overshoot the limit.
   // Does not block: `done` runs exactly once, on a store thread, after the commit (or failure:
   // kUnavailable when the disk write failed, kInvalidArgument when the job is not queued).
-  virtual void InsertJobAsync(domain::Job job, InsertCallback done) = 0;
+  virtual void InsertJobAsync(domain::Job job, InsertCallback done,
+                              const InsertOptions& options) = 0;
+  // InsertJobAsync without options (no quota).
+  void InsertJobAsync(domain::Job job, InsertCallback done) {
+    InsertJobAsync(std::move(job), std::move(done), InsertOptions{});
+  }
 
   // Blocking form of InsertJobAsync.
-  core::Result<InsertOutcome> InsertJob(domain::Job job);
+  core::Result<InsertOutcome> InsertJob(domain::Job job, const InsertOptions& options = {});
 
   // The job, or kNotFound.
   [[nodiscard]] virtual core::Result<domain::Job> GetJob(const std::string& job_id) = 0;
@@ -89,6 +106,15 @@ class Store {
   // kFailedPrecondition: expected_state → new_state is not an arrow of the state machine.
   [[nodiscard]] virtual core::Result<domain::Job> UpdateJob(const JobUpdate& update,
                                                             core::SystemTime now) = 0;
+
+  // Applies `updates` in order, in one transaction, each with the semantics (and error codes) of
+  // UpdateJob and updated_at = `now`. Each update succeeds or fails on its own: a failed one
+  // changes nothing and does not stop the others; a later update sees the earlier ones (two
+  // updates may move one job along two arrows). Returns one result per update, in the order given.
+  // The outer result fails (kUnavailable) only when the transaction could not commit; then none of
+  // it is stored. Blocks until the commit. An empty `updates` returns an empty vector at once.
+  [[nodiscard]] virtual core::Result<std::vector<core::Result<domain::Job>>> UpdateJobs(
+      const std::vector<JobUpdate>& updates, core::SystemTime now) = 0;
 
   // The job's transitions, oldest first; kNotFound when the job does not exist.
   [[nodiscard]] virtual core::Result<std::vector<domain::JobTransition>> ListTransitions(

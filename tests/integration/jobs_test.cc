@@ -112,8 +112,16 @@ TEST_F(JobsTest, WaitingJobSaysWhy) {
     return j.value("status_message", "").find("waiting") != std::string::npos;
   });
   EXPECT_EQ(waiting["status"], "queued");
-  EXPECT_EQ(waiting["status_message"],
-            "waiting: needs 4 x RTX4090, node local has 6 x RTX4090 with 2 free");
+  const std::string message = waiting["status_message"];
+  EXPECT_EQ(message.rfind("waiting: needs 4 x RTX4090, node local has 6 x RTX4090 with 2 free", 0),
+            0u)
+      << message;
+  EXPECT_EQ(waiting["queue_position"], 1);
+  json queue = svc_.Get("/api/v1/queue").Json()["queue"];
+  ASSERT_EQ(queue.size(), 1u) << queue.dump();
+  EXPECT_EQ(queue[0]["job_id"], second);
+  EXPECT_EQ(queue[0]["position"], 1);
+  EXPECT_EQ("waiting: " + queue[0]["reason"].get<std::string>(), message);
   ASSERT_EQ(svc_.Delete("/api/v1/jobs/" + big).status, 200);
   EXPECT_EQ(svc_.WaitForStatus(second, "succeeded")["status"], "succeeded");
 }

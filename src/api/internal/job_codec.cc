@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "domain/gpu.h"
 #include "domain/templates.h"
@@ -16,6 +19,9 @@ constexpr size_t kMaxImageBytes = 512;
 constexpr size_t kMaxCommandArgs = 4096;
 constexpr size_t kMaxEnvVars = 256;
 constexpr int64_t kMaxTimeoutSeconds = 30LL * 24 * 3600;
+constexpr size_t kMaxNodeSelectorLabels = 64;
+constexpr size_t kMaxLabelBytes = 63;
+constexpr size_t kMaxAllowedProviders = 64;
 
 tl::unexpected<core::Error> Invalid(std::string field, std::string message,
                                     std::string reason = "validation_error") {
@@ -163,6 +169,79 @@ core::Status ApplyEnv(const json& v, domain::JobSpec& spec) {
   return core::Ok();
 }
 
+// 1..63 chars of [A-Za-z0-9._/-]: a node label key or value.
+bool IsLabelText(const std::string& s) {
+  if (s.empty() || s.size() > kMaxLabelBytes) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return IsAsciiAlnum(c) || std::string_view("._/-").find(c) != std::string_view::npos;
+  });
+}
+
+core::Status ApplyNodeSelector(const json& v, domain::JobSpec& spec) {
+  const std::string field = "config.node_selector";
+  if (v.is_null()) {
+    return core::Ok();
+  }
+  if (!v.is_object() || v.size() > kMaxNodeSelectorLabels) {
+    return Invalid(field, field + " must be an object of at most " +
+                              std::to_string(kMaxNodeSelectorLabels) + " string values");
+  }
+  std::map<std::string, std::string> selector;
+  for (const auto& [key, value] : v.items()) {
+    if (!IsLabelText(key)) {
+      // The key stays out of `field`: it is not known to be printable.
+      return Invalid(field,
+                     "config.node_selector keys must be 1 to 63 characters of [A-Za-z0-9._/-]");
+    }
+    const std::string value_field = field + "." + key;
+    if (!value.is_string()) {
+      return Invalid(value_field, value_field + " must be a string, got " + TypeName(value));
+    }
+    if (!IsLabelText(value.get<std::string>())) {
+      return Invalid(value_field, value_field + " must be 1 to 63 characters of [A-Za-z0-9._/-]");
+    }
+    selector[key] = value.get<std::string>();
+  }
+  spec.node_selector = std::move(selector);
+  return core::Ok();
+}
+
+core::Status ApplyAllowedProviders(const json& v, domain::JobSpec& spec) {
+  const std::string field = "config.allowed_providers";
+  if (v.is_null()) {
+    return core::Ok();
+  }
+  if (!v.is_array() || v.size() > kMaxAllowedProviders) {
+    return Invalid(field, field + " must be an array of at most " +
+                              std::to_string(kMaxAllowedProviders) + " provider names");
+  }
+  const std::vector<std::string>& known = KnownProviders();
+  std::vector<std::string> providers;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string item_field = field + "[" + std::to_string(i) + "]";
+    if (!v[i].is_string()) {
+      return Invalid(item_field, item_field + " must be a string, got " + TypeName(v[i]));
+    }
+    const std::string name = v[i].get<std::string>();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const auto& k : known) {
+        list += (list.empty() ? "" : ", ") + k;
+      }
+      return Invalid(item_field,
+                     "unknown provider '" + name.substr(0, 64) + "' (known: " + list + ")",
+                     "unknown_provider");
+    }
+    if (std::find(providers.begin(), providers.end(), name) == providers.end()) {
+      providers.push_back(name);  // a repeat adds nothing
+    }
+  }
+  spec.allowed_providers = std::move(providers);
+  return core::Ok();
+}
+
 core::Status ApplyConfig(const json& config, const SubmitLimits& limits, domain::JobSpec& spec) {
   if (!config.is_object()) {
     return Invalid("config", "config must be an object, got " + TypeName(config));
@@ -205,10 +284,22 @@ core::Status ApplyConfig(const json& config, const SubmitLimits& limits, domain:
   if (config.contains("env")) {
     GPUORCH_TRY(ApplyEnv(config["env"], spec));
   }
+  if (config.contains("node_selector")) {
+    GPUORCH_TRY(ApplyNodeSelector(config["node_selector"], spec));
+  }
+  if (config.contains("allowed_providers")) {
+    GPUORCH_TRY(ApplyAllowedProviders(config["allowed_providers"], spec));
+  }
   return core::Ok();
 }
 
 }  // namespace
+
+const std::vector<std::string>& KnownProviders() {
+  static const std::vector<std::string> providers = {"local", "runpod", "vastai",
+                                                     "aws",   "slurm",  "kubernetes"};
+  return providers;
+}
 
 core::Result<json> ParseJsonBody(std::string_view body) {
   // Depth check before parsing: bounded work and no deep recursion on hostile input.
@@ -250,8 +341,9 @@ core::Result<domain::JobSpec> ParseJobSpec(const json& body, const SubmitLimits&
   if (!body.is_object()) {
     return Invalid("", "request body must be a JSON object, got " + TypeName(body));
   }
-  GPUORCH_TRY(CheckKeys(body, "", {"name", "job_type", "template", "priority", "timeout_seconds",
-                                   "max_retries", "config"}));
+  GPUORCH_TRY(CheckKeys(body, "",
+                        {"name", "job_type", "template", "priority", "timeout_seconds",
+                         "max_retries", "preemptible", "config"}));
   domain::JobSpec spec;
   if (body.contains("template") && !body["template"].is_null()) {
     GPUORCH_ASSIGN_OR_RETURN(std::string name, GetString(body["template"], "template", 128));
@@ -293,6 +385,13 @@ core::Result<domain::JobSpec> ParseJobSpec(const json& body, const SubmitLimits&
   if (body.contains("max_retries")) {
     GPUORCH_ASSIGN_OR_RETURN(int64_t r, GetInt(body["max_retries"], "max_retries", 0, 20));
     spec.max_retries = static_cast<int>(r);
+  }
+  if (body.contains("preemptible")) {
+    const json& p = body["preemptible"];
+    if (!p.is_boolean()) {
+      return Invalid("preemptible", "preemptible must be true or false, got " + TypeName(p));
+    }
+    spec.preemptible = p.get<bool>();
   }
   json config = json::object();
   if (body.contains("config")) {
@@ -340,6 +439,8 @@ json SpecConfigToJson(const domain::JobSpec& spec) {
   config["model_name"] = StringOrNull(spec.model_name);
   config["command"] = spec.command;
   config["env"] = spec.env;
+  config["node_selector"] = spec.node_selector;
+  config["allowed_providers"] = spec.allowed_providers;
   return config;
 }
 
@@ -354,6 +455,7 @@ json JobToJson(const domain::Job& job) {
               {"priority", job.spec.priority},
               {"timeout_seconds", job.spec.timeout_seconds},
               {"max_retries", job.spec.max_retries},
+              {"preemptible", job.spec.preemptible},
               {"attempt", job.attempt},
               {"config", SpecConfigToJson(job.spec)},
               {"node_id", StringOrNull(job.node_id)},

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.h"
 #include "domain/job.h"
@@ -22,13 +23,17 @@ struct SubmitLimits {
   int64_t default_timeout_seconds = 24 * 3600;
 };
 
+// The provider names config.allowed_providers may list.
+const std::vector<std::string>& KnownProviders();
+
 // Parses `body` as JSON with a nesting limit. kInvalidArgument reason "invalid_json" (HTTP 400) for
 // malformed JSON, invalid UTF-8, or nesting deeper than kMaxJsonDepth.
 core::Result<nlohmann::json> ParseJsonBody(std::string_view body);
 
 // Validates a submit body (template shape) and builds the JobSpec with template defaults applied and
 // overridden by the request. kInvalidArgument with the offending `field` and reason
-// "validation_error", "unknown_template", "unknown_job_type" or "unknown_gpu_type" (HTTP 422).
+// "validation_error", "unknown_template", "unknown_job_type", "unknown_gpu_type" or
+// "unknown_provider" (HTTP 422).
 core::Result<domain::JobSpec> ParseJobSpec(const nlohmann::json& body, const SubmitLimits& limits);
 
 // Validates an Idempotency-Key header value (1..128 printable ASCII chars).

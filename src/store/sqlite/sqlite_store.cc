@@ -24,6 +24,7 @@ using domain::JobState;
 using sqlite_internal::Connection;
 using sqlite_internal::GroupCommitWriter;
 using sqlite_internal::ReadPool;
+using sqlite_internal::Statement;
 using sqlite_internal::WriteOp;
 
 constexpr size_t kMaxIdleReaders = 8;
@@ -35,8 +36,40 @@ core::Error NotFound(const std::string& job_id) {
       .code = core::Code::kNotFound, .message = "job " + job_id + " not found", .field = "job_id"};
 }
 
+// `job` as a read of its row returns it: the columns keep every field verbatim but times, which
+// they keep in whole milliseconds.
+Job AsStored(Job job) {
+  auto to_millis = [](core::SystemTime t) { return core::FromUnixMillis(core::ToUnixMillis(t)); };
+  job.created_at = to_millis(job.created_at);
+  job.updated_at = to_millis(job.updated_at);
+  for (auto* t : {&job.started_at, &job.finished_at, &job.not_before}) {
+    if (*t) {
+      **t = to_millis(**t);
+    }
+  }
+  return job;
+}
+
+// kResourceExhausted when `job.owner` already has `max_queued_jobs` queued jobs.
+core::Status CheckQueuedQuota(Connection& db, const Job& job, std::optional<int> max_queued_jobs) {
+  if (!max_queued_jobs) {
+    return core::Ok();
+  }
+  const int64_t max = *max_queued_jobs;
+  GPUORCH_ASSIGN_OR_RETURN(int64_t queued, sqlite_internal::CountQueuedJobs(db, job.owner, max));
+  if (queued >= max) {
+    return core::Fail(core::Code::kResourceExhausted,
+                      "user " + job.owner + " has " + std::to_string(queued) +
+                          " queued jobs, the most allowed (quota); wait for some to start or "
+                          "cancel some",
+                      "", "quota_exceeded");
+  }
+  return core::Ok();
+}
+
 // The insert half of InsertJobAsync, inside the batch's transaction.
-core::Result<InsertOutcome> InsertInTransaction(Connection& db, const Job& job) {
+core::Result<InsertOutcome> InsertInTransaction(Connection& db, const Job& job,
+                                                const InsertOptions& options) {
   if (job.state != JobState::kQueued) {
     return core::Fail(core::Code::kInvalidArgument,
                       "a new job must be queued, not " + std::string(domain::ToString(job.state)),
@@ -55,6 +88,8 @@ core::Result<InsertOutcome> InsertInTransaction(Connection& db, const Job& job) 
       return InsertOutcome{.job = std::move(*existing), .created = false};
     }
   }
+  // Earlier inserts of the same batch count too, so concurrent submits never overshoot the quota.
+  GPUORCH_TRY(CheckQueuedQuota(db, job, options.max_queued_jobs));
   GPUORCH_ASSIGN_OR_RETURN(int64_t seq, sqlite_internal::InsertJobRow(db, job));
   GPUORCH_TRY(
       sqlite_internal::InsertTransitionRow(db, domain::JobTransition{.job_id = job.id,
@@ -63,17 +98,9 @@ core::Result<InsertOutcome> InsertInTransaction(Connection& db, const Job& job) 
                                                                      .at = job.created_at,
                                                                      .attempt = job.attempt,
                                                                      .message = "submitted"}));
-  // The caller gets the job exactly as a later read returns it: seq assigned, times in milliseconds.
-  Job stored = job;
+  // The caller gets the job exactly as a later read returns it: seq assigned, times in ms.
+  Job stored = AsStored(job);
   stored.seq = seq;
-  auto to_millis = [](core::SystemTime t) { return core::FromUnixMillis(core::ToUnixMillis(t)); };
-  stored.created_at = to_millis(stored.created_at);
-  stored.updated_at = to_millis(stored.updated_at);
-  for (auto* t : {&stored.started_at, &stored.finished_at, &stored.not_before}) {
-    if (*t) {
-      **t = to_millis(**t);
-    }
-  }
   return InsertOutcome{.job = std::move(stored), .created = true};
 }
 
@@ -93,6 +120,18 @@ void ApplyFields(const JobUpdate& update, Job& job) {
   assign(update.finished_at, job.finished_at);
   assign(update.not_before, job.not_before);
   assign(update.exit_code, job.exit_code);
+}
+
+// kFailedPrecondition when `update` asks for an arrow the job state machine does not have.
+core::Status CheckArrow(const JobUpdate& update) {
+  if (update.new_state && !domain::CanTransition(update.expected_state, *update.new_state)) {
+    return core::Fail(core::Code::kFailedPrecondition,
+                      "store: update job: " + std::string(domain::ToString(update.expected_state)) +
+                          " -> " + std::string(domain::ToString(*update.new_state)) +
+                          " is not a transition of the job state machine",
+                      "new_state");
+  }
+  return core::Ok();
 }
 
 // The compare-and-set half of UpdateJob, inside the batch's transaction. The arrow itself was
@@ -123,19 +162,17 @@ core::Result<Job> UpdateInTransaction(Connection& db, const JobUpdate& update,
                                   .attempt = job.attempt,
                                   .message = update.transition_message}));
   }
-  GPUORCH_ASSIGN_OR_RETURN(std::optional<Job> stored, sqlite_internal::SelectJobById(db, job.id));
-  if (!stored) {
-    return core::Fail(core::Code::kInternal, "updated job " + job.id + " vanished");
-  }
-  return std::move(*stored);
+  // No read-back: the row now holds `job` (the update changes no seq or spec column).
+  return AsStored(std::move(job));
 }
 
 class InsertOp final : public WriteOp {
  public:
-  InsertOp(Job job, InsertCallback done) : job_(std::move(job)), done_(std::move(done)) {}
+  InsertOp(Job job, InsertCallback done, const InsertOptions& options)
+      : job_(std::move(job)), done_(std::move(done)), options_(options) {}
 
   core::Status Apply(Connection& db) override {
-    result_ = InsertInTransaction(db, job_);
+    result_ = InsertInTransaction(db, job_, options_);
     return result_ ? core::Ok() : core::Fail(result_.error());
   }
 
@@ -150,6 +187,7 @@ class InsertOp final : public WriteOp {
  private:
   Job job_;
   InsertCallback done_;
+  const InsertOptions options_;
   core::Result<InsertOutcome> result_ = core::Fail(core::Code::kInternal, "insert not applied");
 };
 
@@ -179,6 +217,60 @@ class UpdateOp final : public WriteOp {
   std::promise<core::Result<Job>> done_;
 };
 
+core::Status RunSql(Connection& db, const char* sql) {
+  GPUORCH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+  return stmt.Run();
+}
+
+// UpdateJobs: one op of the writer's batch (so one transaction), whose updates each run in a
+// savepoint of their own nested in the op's, so that a failed update leaves no trace and the others
+// go on.
+class UpdateManyOp final : public WriteOp {
+ public:
+  UpdateManyOp(const std::vector<JobUpdate>& updates, core::SystemTime now)
+      : updates_(updates), now_(now) {}
+
+  core::Status Apply(Connection& db) override {
+    results_.clear();
+    results_.reserve(updates_.size());
+    for (const JobUpdate& update : updates_) {
+      if (core::Status arrow = CheckArrow(update); !arrow) {
+        results_.push_back(core::Fail(arrow.error()));
+        continue;
+      }
+      GPUORCH_TRY(RunSql(db, "SAVEPOINT job_update"));
+      core::Result<Job> result = UpdateInTransaction(db, update, now_);
+      GPUORCH_TRY(RunSql(db, result ? "RELEASE job_update" : "ROLLBACK TO job_update"));
+      if (!result) {
+        GPUORCH_TRY(RunSql(db, "RELEASE job_update"));
+      }
+      if (!db.InTransaction()) {
+        return core::Fail(core::Code::kUnavailable, "the transaction was rolled back");
+      }
+      results_.push_back(std::move(result));
+    }
+    return core::Ok();
+  }
+
+  void Finish(core::Status outcome) override {
+    if (!outcome) {
+      done_.set_value(core::Fail(outcome.error().WithContext("store: update jobs")));
+      return;
+    }
+    done_.set_value(std::move(results_));
+  }
+
+  size_t Writes() const override { return std::max<size_t>(updates_.size(), 1); }
+
+  std::future<core::Result<std::vector<core::Result<Job>>>> Done() { return done_.get_future(); }
+
+ private:
+  const std::vector<JobUpdate> updates_;
+  const core::SystemTime now_;
+  std::vector<core::Result<Job>> results_;
+  std::promise<core::Result<std::vector<core::Result<Job>>>> done_;
+};
+
 // The Store over one SQLite file: writes through the group-commit writer, reads through the pool.
 // Thread-safe.
 class SqliteStore final : public Store {
@@ -192,8 +284,8 @@ class SqliteStore final : public Store {
     checkpoint_loop_.Start();
   }
 
-  void InsertJobAsync(Job job, InsertCallback done) override {
-    writer_.Submit(std::make_unique<InsertOp>(std::move(job), std::move(done)));
+  void InsertJobAsync(Job job, InsertCallback done, const InsertOptions& options) override {
+    writer_.Submit(std::make_unique<InsertOp>(std::move(job), std::move(done), options));
   }
 
   core::Result<Job> GetJob(const std::string& job_id) override {
@@ -233,16 +325,20 @@ class SqliteStore final : public Store {
   }
 
   core::Result<Job> UpdateJob(const JobUpdate& update, core::SystemTime now) override {
-    if (update.new_state && !domain::CanTransition(update.expected_state, *update.new_state)) {
-      return core::Fail(
-          core::Code::kFailedPrecondition,
-          "store: update job: " + std::string(domain::ToString(update.expected_state)) + " -> " +
-              std::string(domain::ToString(*update.new_state)) +
-              " is not a transition of the job state machine",
-          "new_state");
-    }
+    GPUORCH_TRY(CheckArrow(update));
     auto op = std::make_unique<UpdateOp>(update, now);
     std::future<core::Result<Job>> done = op->Done();
+    writer_.Submit(std::move(op));
+    return done.get();
+  }
+
+  core::Result<std::vector<core::Result<Job>>> UpdateJobs(const std::vector<JobUpdate>& updates,
+                                                          core::SystemTime now) override {
+    if (updates.empty()) {
+      return std::vector<core::Result<Job>>();
+    }
+    auto op = std::make_unique<UpdateManyOp>(updates, now);
+    auto done = op->Done();
     writer_.Submit(std::move(op));
     return done.get();
   }
@@ -325,6 +421,9 @@ core::Result<std::unique_ptr<Connection>> OpenWriter(const Connection::Options& 
                       "cannot put " + options.path + " in WAL mode (journal_mode is " + mode + ")");
   }
   GPUORCH_TRY(db->Exec("PRAGMA synchronous = FULL"));
+  // Every op runs in a savepoint (UpdateJobs' updates in nested ones). Their undo journals are
+  // scratch that dies with the transaction: kept in memory, they never spill to temp files.
+  GPUORCH_TRY(db->Exec("PRAGMA temp_store = MEMORY"));
   return db;
 }
 

@@ -368,6 +368,119 @@ TEST(ParseJobSpecTest, KeepsExtraConfigKeysInConfigJson) {
   EXPECT_EQ(rendered["command"], (json{"true"}));
 }
 
+// ---- ParseJobSpec: scheduling fields ----
+
+TEST(ParseJobSpecTest, PreemptibleIsAStrictBooleanDefaultingToFalse) {
+  auto spec = Parse(R"({"config": {"command": ["true"]}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_FALSE(spec->preemptible);
+  spec = Parse(R"({"preemptible": true, "config": {"command": ["true"]}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_TRUE(spec->preemptible);
+  spec = Parse(R"({"preemptible": false, "template": "llava-1.6-34b"})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_FALSE(spec->preemptible);
+  for (const char* v : {"\"true\"", "1", "0", "null", "[true]", "{}"}) {
+    const std::string body =
+        std::string(R"({"preemptible": )") + v + R"(, "config": {"command": ["true"]}})";
+    ExpectInvalid(Parse(body), "preemptible", "validation_error", body);
+  }
+  // It is a top-level field, not a config key.
+  auto in_config = Parse(R"({"config": {"command": ["true"], "preemptible": true}})");
+  ASSERT_TRUE(in_config) << in_config.error().message;
+  EXPECT_FALSE(in_config->preemptible);
+}
+
+TEST(ParseJobSpecTest, NodeSelectorIsAnObjectOfLabels) {
+  auto spec = Parse(R"({"config": {"command": ["true"],
+      "node_selector": {"zone": "us-east-1a", "gpuorch.io/pool": "spot", "A-b_c.d": "0"}}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->node_selector,
+            (std::map<std::string, std::string>{
+                {"zone", "us-east-1a"}, {"gpuorch.io/pool", "spot"}, {"A-b_c.d", "0"}}));
+  spec = Parse(R"({"config": {"command": ["true"], "node_selector": null}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_TRUE(spec->node_selector.empty());
+  spec = Parse(R"({"config": {"command": ["true"], "node_selector": {}}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_TRUE(spec->node_selector.empty());
+
+  const std::string k63(63, 'k');
+  spec = Parse(R"({"config": {"command": ["true"], "node_selector": {")" + k63 + R"(": ")" + k63 +
+               R"("}}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->node_selector.at(k63), k63);
+
+  const std::string k64(64, 'k');
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"(["zone"])", "config.node_selector"},
+      {R"("zone=a")", "config.node_selector"},
+      {R"({"": "a"})", "config.node_selector"},
+      {R"({"zone name": "a"})", "config.node_selector"},
+      {R"({"zone:x": "a"})", "config.node_selector"},
+      {R"({")" + k64 + R"(": "a"})", "config.node_selector"},
+      {R"({"zone": ""})", "config.node_selector.zone"},
+      {R"({"zone": "us east"})", "config.node_selector.zone"},
+      {R"({"zone": ")" + k64 + R"("})", "config.node_selector.zone"},
+      {R"({"zone": 1})", "config.node_selector.zone"},
+      {R"({"zone": null})", "config.node_selector.zone"},
+      {R"({"zone": ["a"]})", "config.node_selector.zone"},
+  };
+  for (const auto& [selector, field] : bad) {
+    const std::string body =
+        R"({"config": {"command": ["true"], "node_selector": )" + selector + "}}";
+    ExpectInvalid(Parse(body), field, "validation_error", body);
+  }
+}
+
+TEST(ParseJobSpecTest, AllowedProvidersAreKnownProviderNames) {
+  auto spec = Parse(R"({"config": {"command": ["true"],
+      "allowed_providers": ["runpod", "aws", "runpod", "local"]}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->allowed_providers, (std::vector<std::string>{"runpod", "aws", "local"}));
+  for (const std::string& name : KnownProviders()) {
+    auto one =
+        Parse(R"({"config": {"command": ["true"], "allowed_providers": [")" + name + R"("]}})");
+    ASSERT_TRUE(one) << name << ": " << one.error().message;
+    EXPECT_EQ(one->allowed_providers, std::vector<std::string>{name});
+  }
+  EXPECT_EQ(KnownProviders(),
+            (std::vector<std::string>{"local", "runpod", "vastai", "aws", "slurm", "kubernetes"}));
+  spec = Parse(R"({"config": {"command": ["true"], "allowed_providers": []}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_TRUE(spec->allowed_providers.empty());
+  spec = Parse(R"({"config": {"command": ["true"], "allowed_providers": null}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_TRUE(spec->allowed_providers.empty());
+
+  ExpectInvalid(Parse(R"({"config": {"command": ["true"], "allowed_providers": ["aws", "gcp"]}})"),
+                "config.allowed_providers[1]", "unknown_provider");
+  ExpectInvalid(Parse(R"({"config": {"command": ["true"], "allowed_providers": ["AWS"]}})"),
+                "config.allowed_providers[0]", "unknown_provider");
+  ExpectInvalid(Parse(R"({"config": {"command": ["true"], "allowed_providers": ["aws", 7]}})"),
+                "config.allowed_providers[1]", "validation_error");
+  ExpectInvalid(Parse(R"({"config": {"command": ["true"], "allowed_providers": "aws"}})"),
+                "config.allowed_providers", "validation_error");
+  ExpectInvalid(Parse(R"({"config": {"command": ["true"], "allowed_providers": {"aws": 1}}})"),
+                "config.allowed_providers", "validation_error");
+}
+
+TEST(JobToJsonTest, RendersSchedulingFields) {
+  auto spec = Parse(R"({"preemptible": true, "config": {"command": ["true"],
+      "node_selector": {"zone": "eu-1"}, "allowed_providers": ["slurm", "kubernetes"]}})");
+  ASSERT_TRUE(spec) << spec.error().message;
+  json j = JobToJson(domain::Job{.id = "job-1", .spec = *spec});
+  EXPECT_EQ(j["preemptible"], true);
+  EXPECT_EQ(j["config"]["node_selector"], (json{{"zone", "eu-1"}}));
+  EXPECT_EQ(j["config"]["allowed_providers"], (json{"slurm", "kubernetes"}));
+
+  // Defaults render as false, {} and [].
+  json plain = JobToJson(domain::Job{.id = "job-2"});
+  EXPECT_EQ(plain["preemptible"], false);
+  EXPECT_EQ(plain["config"]["node_selector"], json::object());
+  EXPECT_EQ(plain["config"]["allowed_providers"], json::array());
+}
+
 TEST(ValidateIdempotencyKeyTest, AcceptsPrintableAsciiUpTo128) {
   EXPECT_TRUE(ValidateIdempotencyKey("abc-123_XYZ"));
   EXPECT_TRUE(ValidateIdempotencyKey(std::string(128, 'k')));
@@ -396,9 +509,10 @@ TEST(JobToJsonTest, QueuedJobHasTheDocumentedShape) {
   json j = JobToJson(job);
 
   for (const char* key :
-       {"job_id", "name", "job_type", "template", "owner", "status", "status_message", "priority",
-        "timeout_seconds", "max_retries", "attempt", "config", "node_id", "gpu_indices",
-        "exit_code", "created_at", "updated_at", "started_at", "finished_at"}) {
+       {"job_id",      "name",           "job_type",   "template",        "owner",
+        "status",      "status_message", "priority",   "timeout_seconds", "max_retries",
+        "preemptible", "attempt",        "config",     "node_id",         "gpu_indices",
+        "exit_code",   "created_at",     "updated_at", "started_at",      "finished_at"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["job_id"], "job-01");

@@ -565,10 +565,17 @@ TEST_F(JobControllerTest, NeverOvercommitsGpusAndRespectsPriority) {
   ExpectNoSharedGpus(*controller);
   EXPECT_EQ(Get("mid-new").state, JobState::kQueued);
   EXPECT_EQ(Get("small").state, JobState::kQueued);
-  EXPECT_EQ(controller->WaitingReason("mid-new"),
-            "needs 2 x RTX4090, node local has 6 x RTX4090 with 0 free");
-  EXPECT_EQ(controller->WaitingReason("small"),
-            "needs 1 x RTX4090, node local has 6 x RTX4090 with 0 free");
+  // The head of the queue also says when its GPUs are reserved (backfill); both start the same.
+  EXPECT_EQ(controller->WaitingReason("mid-new").value_or("").rfind(
+                "needs 2 x RTX4090, node local has 6 x RTX4090 with 0 free", 0),
+            0u)
+      << *controller->WaitingReason("mid-new");
+  EXPECT_EQ(controller->WaitingReason("small").value_or("").rfind(
+                "needs 1 x RTX4090, node local has 6 x RTX4090 with 0 free", 0),
+            0u)
+      << *controller->WaitingReason("small");
+  EXPECT_EQ(controller->Explain("mid-new")->position, 1);
+  EXPECT_EQ(controller->Explain("small")->position, 2);
 
   // mid-old ends: its two GPUs go to mid-new (older than small and it fits), small still waits.
   ASSERT_TRUE(runner_.Exit("mid-old", 0));

@@ -11,8 +11,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -231,9 +233,112 @@ TEST_F(SqliteStoreTest, AFailingWriteDoesNotSpoilItsBatch) {
   EXPECT_EQ(store->GetJob(not_queued.id).error().code, Code::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, QuotaHoldsInsideOneBatch) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  WriterBlocker blocker(*store, NewJob());
+  const GroupCommitStats before = StatsOf(*store);
+  std::vector<std::future<core::Result<InsertOutcome>>> results;
+  for (int i = 0; i < 5; ++i) {
+    Job job = NewJob();
+    job.owner = "alice";
+    auto promise = std::make_shared<std::promise<core::Result<InsertOutcome>>>();
+    results.push_back(promise->get_future());
+    store->InsertJobAsync(
+        job, [promise](core::Result<InsertOutcome> r) { promise->set_value(std::move(r)); },
+        InsertOptions{.max_queued_jobs = 2});
+  }
+  blocker.Release();
+  std::vector<bool> accepted;
+  for (auto& r : results) {
+    accepted.push_back(r.get().has_value());
+  }
+  EXPECT_EQ(accepted, (std::vector<bool>{true, true, false, false, false}));
+  EXPECT_EQ(StatsOf(*store).transactions - before.transactions, 1u);
+}
+
+// Queued jobs to place, inserted by `store`.
+std::vector<Job> InsertQueued(Store& store, int n, const std::function<Job()>& make) {
+  std::vector<Job> jobs;
+  for (int i = 0; i < n; ++i) {
+    auto outcome = store.InsertJob(make());
+    EXPECT_TRUE(outcome.has_value()) << Describe(outcome);
+    if (outcome) {
+      jobs.push_back(outcome->job);
+    }
+  }
+  return jobs;
+}
+
+JobUpdate PlaceOn(const Job& job, int gpu) {
+  return JobUpdate{.job_id = job.id,
+                   .expected_state = JobState::kQueued,
+                   .new_state = JobState::kScheduled,
+                   .node_id = "node-1",
+                   .gpu_indices = std::vector<int>{gpu}};
+}
+
+TEST_F(SqliteStoreTest, UpdateJobsIsOneTransaction) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  std::vector<Job> jobs = InsertQueued(*store, 100, [this] { return NewJob(); });
+  std::vector<JobUpdate> updates;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    updates.push_back(PlaceOn(jobs[i], static_cast<int>(i)));
+  }
+  updates.push_back(PlaceOn(jobs[0], 0));  // fails (kAborted), still in the same transaction
+  const GroupCommitStats before = StatsOf(*store);
+  auto results = store->UpdateJobs(updates, clock_.Now());
+  ASSERT_TRUE(results.has_value()) << Describe(results);
+  const GroupCommitStats after = StatsOf(*store);
+  EXPECT_EQ(after.transactions - before.transactions, 1u);
+  EXPECT_EQ(after.writes - before.writes, 101u);
+  EXPECT_EQ(results->back().error().code, Code::kAborted);
+  EXPECT_EQ(store->ListJobsInStates({JobState::kScheduled})->size(), 100u);
+}
+
+TEST_F(SqliteStoreTest, UpdateJobsLargerThanMaxBatchCommitsAlone) {
+  auto store = OpenOrDie({.max_batch = 10});
+  ASSERT_NE(store, nullptr);
+  std::vector<Job> jobs = InsertQueued(*store, 25, [this] { return NewJob(); });
+  std::vector<JobUpdate> updates;
+  for (const Job& job : jobs) {
+    updates.push_back(PlaceOn(job, 0));
+  }
+  const GroupCommitStats before = StatsOf(*store);
+  auto results = store->UpdateJobs(updates, clock_.Now());
+  ASSERT_TRUE(results.has_value()) << Describe(results);
+  for (const auto& r : *results) {
+    EXPECT_TRUE(r.has_value()) << Describe(r);
+  }
+  const GroupCommitStats after = StatsOf(*store);
+  EXPECT_EQ(after.transactions - before.transactions, 1u);
+  EXPECT_EQ(after.writes - before.writes, 25u);
+}
+
+TEST_F(SqliteStoreTest, FailedCommitFailsTheWholeUpdateJobs) {
+  testing::FaultVfs vfs;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  std::vector<Job> jobs = InsertQueued(*store, 3, [this] { return NewJob(); });
+  vfs.set_fail_syncs(true);
+  auto results = store->UpdateJobs({PlaceOn(jobs[0], 0), PlaceOn(jobs[1], 1), PlaceOn(jobs[2], 2)},
+                                   clock_.Now());
+  vfs.set_fail_syncs(false);
+  ASSERT_FALSE(results.has_value());
+  EXPECT_EQ(results.error().code, Code::kUnavailable) << results.error().message;
+  for (const Job& job : jobs) {
+    EXPECT_EQ(store->GetJob(job.id)->state, JobState::kQueued);
+    EXPECT_EQ(store->ListTransitions(job.id)->size(), 1u);
+  }
+  auto retried = store->UpdateJobs({PlaceOn(jobs[0], 0)}, clock_.Now());
+  ASSERT_TRUE(retried.has_value()) << Describe(retried);
+  EXPECT_TRUE(retried->front().has_value());
+}
+
 class NotSqlite final : public Store {
  public:
-  void InsertJobAsync(Job, InsertCallback done) override {
+  void InsertJobAsync(Job, InsertCallback done, const InsertOptions&) override {
     done(core::Fail(Code::kUnimplemented, ""));
   }
   core::Result<Job> GetJob(const std::string&) override { return core::Fail(Code::kNotFound, ""); }
@@ -243,6 +348,10 @@ class NotSqlite final : public Store {
   }
   core::Result<Job> UpdateJob(const JobUpdate&, core::SystemTime) override {
     return core::Fail(Code::kNotFound, "");
+  }
+  core::Result<std::vector<core::Result<Job>>> UpdateJobs(const std::vector<JobUpdate>&,
+                                                          core::SystemTime) override {
+    return std::vector<core::Result<Job>>{};
   }
   core::Result<std::vector<domain::JobTransition>> ListTransitions(const std::string&) override {
     return std::vector<domain::JobTransition>{};
@@ -262,25 +371,51 @@ TEST_F(SqliteStoreTest, FreshFileIsMigratedToTheLatestVersionInWalMode) {
   auto db = sqlite_internal::Connection::Open({.path = DbPath(), .create = false});
   ASSERT_TRUE(db.has_value()) << Describe(db);
   EXPECT_EQ(*(*db)->QueryText("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2");
+  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2,3");
   EXPECT_EQ(*(*db)->QueryText("SELECT COUNT(*) FROM schema_migrations WHERE applied_at_ms > "
                               "1600000000000"),
-            "2");
+            "3");
   EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)"),
             "job_transitions_job_id,jobs_job_type_seq,jobs_owner_idempotency_key,jobs_owner_seq,"
-            "jobs_state_seq");
+            "jobs_owner_state,jobs_state_seq");
 }
 
+TEST_F(SqliteStoreTest, QuotaCountUsesTheOwnerStateIndex) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* plan = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE "
+                               "owner = 'alice' AND state = 'queued' LIMIT 10)",
+                               -1, &plan, nullptr),
+            SQLITE_OK);
+  std::string details;
+  while (sqlite3_step(plan) == SQLITE_ROW) {
+    details += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
+    details += "; ";
+  }
+  sqlite3_finalize(plan);
+  sqlite3_close(db);
+  EXPECT_NE(details.find("jobs_owner_state"), std::string::npos) << details;
+}
+
+// A job row as a binary of schema version 1 or 2 wrote it (no scheduling columns).
+constexpr const char* kOldJobRow =
+    "INSERT INTO jobs(id, owner, idempotency_key, name, job_type, command_json, env_json, "
+    "config_json, state, created_at_ms, updated_at_ms) VALUES('job-old', 'alice', 'k', 'old', "
+    "'custom', '[\"true\"]', '{\"A\":\"1\"}', '{}', 'queued', 1700000000000, 1700000000000)";
+
 TEST_F(SqliteStoreTest, OldSchemaWithDataIsRefusedUntilMigrated) {
-  Job old_job = NewJob("k");
   {
     auto db = sqlite_internal::Connection::Open({.path = DbPath()});
     ASSERT_TRUE(db.has_value()) << Describe(db);
     auto version = sqlite_internal::ApplyMigrations(**db, 1);
     ASSERT_TRUE(version.has_value()) << Describe(version);
     ASSERT_EQ(*version, 1);
-    ASSERT_TRUE(sqlite_internal::InsertJobRow(**db, old_job).has_value());
+    ASSERT_TRUE((**db).Exec(kOldJobRow).has_value());
   }
   auto refused = OpenSqliteStore({.path = DbPath()});
   ASSERT_FALSE(refused.has_value());
@@ -293,9 +428,39 @@ TEST_F(SqliteStoreTest, OldSchemaWithDataIsRefusedUntilMigrated) {
   EXPECT_EQ(*migrated, SqliteSchemaVersion());
   auto store = OpenOrDie({.migrate_if_empty = false});
   ASSERT_NE(store, nullptr);
-  auto job = store->GetJob(old_job.id);
+  auto job = store->GetJob("job-old");
   ASSERT_TRUE(job.has_value()) << Describe(job);
   EXPECT_EQ(job->idempotency_key, "k");
+}
+
+TEST_F(SqliteStoreTest, RowsOfVersion2ReadBackWithSchedulingDefaults) {
+  {
+    auto db = sqlite_internal::Connection::Open({.path = DbPath()});
+    ASSERT_TRUE(db.has_value()) << Describe(db);
+    auto version = sqlite_internal::ApplyMigrations(**db, 2);
+    ASSERT_TRUE(version.has_value()) << Describe(version);
+    ASSERT_EQ(*version, 2);
+    ASSERT_TRUE((**db).Exec(kOldJobRow).has_value());
+  }
+  auto migrated = MigrateSqlite(DbPath());
+  ASSERT_TRUE(migrated.has_value()) << Describe(migrated);
+  EXPECT_EQ(*migrated, 3);
+  auto store = OpenOrDie({.migrate_if_empty = false});
+  ASSERT_NE(store, nullptr);
+  auto job = store->GetJob("job-old");
+  ASSERT_TRUE(job.has_value()) << Describe(job);
+  EXPECT_EQ(job->owner, "alice");
+  EXPECT_EQ(job->spec.command, std::vector<std::string>{"true"});
+  EXPECT_EQ(job->spec.env, (std::map<std::string, std::string>{{"A", "1"}}));
+  EXPECT_FALSE(job->spec.preemptible);
+  EXPECT_TRUE(job->spec.node_selector.empty());
+  EXPECT_TRUE(job->spec.allowed_providers.empty());
+  // The old row counts toward its owner's quota.
+  Job next = NewJob();
+  next.owner = "alice";
+  auto refused = store->InsertJob(next, InsertOptions{.max_queued_jobs = 1});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kResourceExhausted);
 }
 
 TEST_F(SqliteStoreTest, BlankFileIsRefusedWhenMigrationOnOpenIsOff) {

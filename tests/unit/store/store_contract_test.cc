@@ -122,6 +122,9 @@ Job FullJob(core::SystemTime t) {
               {"MULTI", "line1\nline2\r\n\ttab"},
               {"JSONISH", "{\"k\": [1, 2]}"}},
       .config_json = R"({"gpu_count":4,"extra":{"nested":[1,2,3],"s":"ü"},"n":null})",
+      .preemptible = true,
+      .node_selector = {{"zone", "us-east-1a"}, {"gpuorch.io/pool", "spot"}, {"a", "b-c_d.e"}},
+      .allowed_providers = {"runpod", "aws", "local"},
   };
   job.state = JobState::kQueued;
   job.status_message = "waiting for 4 x RTX4090 — none free";
@@ -172,6 +175,9 @@ TEST_P(StoreContractTest, RoundTripsEmptyAndUnsetFields) {
   EXPECT_FALSE(got->finished_at.has_value());
   EXPECT_FALSE(got->not_before.has_value());
   EXPECT_FALSE(got->exit_code.has_value());
+  EXPECT_FALSE(got->spec.preemptible);
+  EXPECT_TRUE(got->spec.node_selector.empty());
+  EXPECT_TRUE(got->spec.allowed_providers.empty());
 }
 
 TEST_P(StoreContractTest, InsertAssignsIncreasingSeqAndWritesCreationTransition) {
@@ -681,6 +687,241 @@ TEST_P(StoreContractTest, DataPersistsAcrossReopen) {
   EXPECT_FALSE(again->created);  // idempotency survives the restart
   Job later = Insert(NewJob());
   EXPECT_GT(later.seq, running.seq);
+}
+
+// ---- Queued-jobs quota (InsertOptions::max_queued_jobs) ----
+
+TEST_P(StoreContractTest, QuotaRefusesTheInsertThatWouldExceedIt) {
+  const InsertOptions quota{.max_queued_jobs = 3};
+  for (int i = 0; i < 3; ++i) {
+    auto outcome = store().InsertJob(NewJob("alice"), quota);
+    ASSERT_TRUE(outcome.has_value()) << Describe(outcome);
+    EXPECT_TRUE(outcome->created);
+  }
+  Job refused = NewJob("alice");
+  auto outcome = store().InsertJob(refused, quota);
+  ASSERT_FALSE(outcome.has_value());
+  EXPECT_EQ(outcome.error().code, Code::kResourceExhausted);
+  EXPECT_EQ(outcome.error().reason, "quota_exceeded");
+  EXPECT_EQ(outcome.error().field, "");
+  EXPECT_NE(outcome.error().message.find("user alice has 3 queued jobs, the most allowed (quota)"),
+            std::string::npos)
+      << outcome.error().message;
+  EXPECT_EQ(store().GetJob(refused.id).error().code, Code::kNotFound);
+  EXPECT_EQ(store().ListTransitions(refused.id).error().code, Code::kNotFound);
+
+  // Other owners, and inserts without the option, are not limited by alice's jobs.
+  EXPECT_TRUE(store().InsertJob(NewJob("bob"), quota).has_value());
+  EXPECT_TRUE(store().InsertJob(NewJob("alice")).has_value());
+  EXPECT_EQ(store().ListJobs({.owner = "alice"})->jobs.size(), 4u);
+}
+
+TEST_P(StoreContractTest, QuotaCountsOnlyQueuedJobs) {
+  const InsertOptions quota{.max_queued_jobs = 2};
+  Job a = Insert(NewJob("alice"));
+  Job b = Insert(NewJob("alice"));
+  EXPECT_FALSE(store().InsertJob(NewJob("alice"), quota).has_value());
+  Move(a.id, JobState::kQueued, JobState::kScheduled);
+  Move(b.id, JobState::kQueued, JobState::kCancelled);
+  EXPECT_TRUE(store().InsertJob(NewJob("alice"), quota).has_value());
+  EXPECT_TRUE(store().InsertJob(NewJob("alice"), quota).has_value());
+  EXPECT_FALSE(store().InsertJob(NewJob("alice"), quota).has_value());
+  // A job requeued for a retry counts again.
+  Move(a.id, JobState::kScheduled, JobState::kQueued, "retrying");
+  auto over = store().InsertJob(NewJob("alice"), InsertOptions{.max_queued_jobs = 3});
+  ASSERT_FALSE(over.has_value());
+  EXPECT_EQ(over.error().code, Code::kResourceExhausted);
+}
+
+TEST_P(StoreContractTest, QuotaOfZeroRefusesEveryNewJob) {
+  auto outcome = store().InsertJob(NewJob("alice"), InsertOptions{.max_queued_jobs = 0});
+  ASSERT_FALSE(outcome.has_value());
+  EXPECT_EQ(outcome.error().reason, "quota_exceeded");
+}
+
+TEST_P(StoreContractTest, IdempotentReplayIsAnsweredEvenOverQuota) {
+  const InsertOptions quota{.max_queued_jobs = 1};
+  auto first = store().InsertJob(NewJob("alice", "k1"), quota);
+  ASSERT_TRUE(first.has_value()) << Describe(first);
+  auto replay = store().InsertJob(NewJob("alice", "k1"), quota);
+  ASSERT_TRUE(replay.has_value()) << Describe(replay);
+  EXPECT_FALSE(replay->created);
+  EXPECT_EQ(replay->job, first->job);
+  auto fresh = store().InsertJob(NewJob("alice", "k2"), quota);
+  ASSERT_FALSE(fresh.has_value());
+  EXPECT_EQ(fresh.error().code, Code::kResourceExhausted);
+}
+
+TEST_P(StoreContractTest, ConcurrentInsertsNeverOvershootTheQuota) {
+  constexpr int kThreads = 50;
+  constexpr int kMax = 10;
+  std::vector<core::Result<InsertOutcome>> alice(kThreads);
+  std::vector<core::Result<InsertOutcome>> bob(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    Job a = NewJob("alice");
+    Job b = NewJob("bob");
+    threads.emplace_back([&, i, a] { alice[i] = store().InsertJob(a, {.max_queued_jobs = kMax}); });
+    threads.emplace_back([&, i, b] { bob[i] = store().InsertJob(b, {.max_queued_jobs = 1000}); });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  int accepted = 0;
+  for (const auto& r : alice) {
+    if (r) {
+      EXPECT_TRUE(r->created);
+      ++accepted;
+    } else {
+      EXPECT_EQ(r.error().code, Code::kResourceExhausted) << r.error().message;
+      EXPECT_EQ(r.error().reason, "quota_exceeded");
+    }
+  }
+  EXPECT_EQ(accepted, kMax);
+  for (const auto& r : bob) {
+    EXPECT_TRUE(r.has_value()) << Describe(r);
+  }
+  EXPECT_EQ(store().ListJobs({.owner = "alice", .limit = 1000})->jobs.size(),
+            static_cast<size_t>(kMax));
+  EXPECT_EQ(store().ListJobs({.owner = "bob", .limit = 1000})->jobs.size(),
+            static_cast<size_t>(kThreads));
+}
+
+// ---- UpdateJobs ----
+
+JobUpdate Placement(const std::string& job_id, const std::string& node, std::vector<int> gpus) {
+  return JobUpdate{.job_id = job_id,
+                   .expected_state = JobState::kQueued,
+                   .new_state = JobState::kScheduled,
+                   .status_message = "placed on " + node,
+                   .attempt = 1,
+                   .node_id = node,
+                   .gpu_indices = std::move(gpus),
+                   .transition_message = "placed"};
+}
+
+TEST_P(StoreContractTest, UpdateJobsAppliesEachUpdateLikeUpdateJob) {
+  Job a = Insert(NewJob());
+  Job b = Insert(NewJob());
+  Job c = Insert(NewJob());
+  Move(c.id, JobState::kQueued, JobState::kCancelled);
+  clock_.Advance(1s);
+  const core::SystemTime now = clock_.Now();
+  const std::vector<JobUpdate> updates = {
+      Placement(a.id, "node-1", {0, 1}),
+      Placement("no-such-job", "node-1", {2}),
+      Placement(c.id, "node-2", {0}),  // cancelled: kAborted
+      JobUpdate{.job_id = b.id,
+                .expected_state = JobState::kQueued,
+                .new_state = JobState::kSucceeded},  // not an arrow
+      Placement(b.id, "node-2", {3}),
+  };
+  auto results = store().UpdateJobs(updates, now);
+  ASSERT_TRUE(results.has_value()) << Describe(results);
+  ASSERT_EQ(results->size(), updates.size());
+  const std::vector<core::Result<Job>>& r = *results;
+  ASSERT_TRUE(r[0].has_value()) << Describe(r[0]);
+  EXPECT_EQ(r[0]->state, JobState::kScheduled);
+  EXPECT_EQ(r[0]->node_id, "node-1");
+  EXPECT_EQ(r[0]->gpu_indices, (std::vector<int>{0, 1}));
+  EXPECT_EQ(r[0]->attempt, 1);
+  EXPECT_EQ(r[0]->status_message, "placed on node-1");
+  EXPECT_EQ(r[0]->updated_at, now);
+  EXPECT_EQ(r[1].error().code, Code::kNotFound);
+  EXPECT_EQ(r[2].error().code, Code::kAborted);
+  EXPECT_EQ(r[3].error().code, Code::kFailedPrecondition);
+  ASSERT_TRUE(r[4].has_value()) << Describe(r[4]);
+  EXPECT_EQ(r[4]->node_id, "node-2");
+
+  EXPECT_EQ(*store().GetJob(a.id), *r[0]);
+  EXPECT_EQ(*store().GetJob(b.id), *r[4]);
+  EXPECT_EQ(store().GetJob(c.id)->state, JobState::kCancelled);
+  EXPECT_EQ(store().GetJob("no-such-job").error().code, Code::kNotFound);
+  auto transitions = store().ListTransitions(a.id);
+  ASSERT_TRUE(transitions.has_value());
+  ASSERT_EQ(transitions->size(), 2u);
+  EXPECT_EQ(transitions->back(), (JobTransition{.job_id = a.id,
+                                                .from = JobState::kQueued,
+                                                .to = JobState::kScheduled,
+                                                .at = now,
+                                                .attempt = 1,
+                                                .message = "placed"}));
+  EXPECT_EQ(store().ListTransitions(b.id)->size(), 2u);
+  EXPECT_EQ(store().ListTransitions(c.id)->size(), 2u);
+}
+
+TEST_P(StoreContractTest, UpdateJobsSeesItsEarlierUpdates) {
+  Job job = Insert(NewJob());
+  const core::SystemTime now = clock_.Now();
+  auto results = store().UpdateJobs({Placement(job.id, "node-1", {0}),
+                                     JobUpdate{.job_id = job.id,
+                                               .expected_state = JobState::kScheduled,
+                                               .new_state = JobState::kRunning,
+                                               .transition_message = "started"},
+                                     Placement(job.id, "node-9", {9})},  // no longer queued
+                                    now);
+  ASSERT_TRUE(results.has_value()) << Describe(results);
+  ASSERT_EQ(results->size(), 3u);
+  EXPECT_TRUE((*results)[0].has_value());
+  ASSERT_TRUE((*results)[1].has_value());
+  EXPECT_EQ((*results)[1]->state, JobState::kRunning);
+  EXPECT_EQ((*results)[1]->node_id, "node-1");
+  EXPECT_EQ((*results)[2].error().code, Code::kAborted);
+  EXPECT_EQ(*store().GetJob(job.id), *(*results)[1]);
+  EXPECT_EQ(store().ListTransitions(job.id)->size(), 3u);
+}
+
+TEST_P(StoreContractTest, UpdateJobsOfNothingIsEmpty) {
+  auto results = store().UpdateJobs({}, clock_.Now());
+  ASSERT_TRUE(results.has_value()) << Describe(results);
+  EXPECT_TRUE(results->empty());
+}
+
+TEST_P(StoreContractTest, UpdateJobsRacingUpdateJobHasOneWinnerPerJob) {
+  constexpr int kJobs = 40;
+  std::vector<Job> jobs;
+  std::vector<JobUpdate> batch;
+  for (int i = 0; i < kJobs; ++i) {
+    jobs.push_back(Insert(NewJob()));
+    batch.push_back(Placement(jobs.back().id, "batch-node", {i % 8}));
+  }
+  core::Result<std::vector<core::Result<Job>>> batched = std::vector<core::Result<Job>>{};
+  std::vector<core::Result<Job>> singles(kJobs);
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { batched = store().UpdateJobs(batch, clock_.Now()); });
+  for (int i = 0; i < kJobs; ++i) {
+    threads.emplace_back([&, i] {
+      singles[i] = store().UpdateJob(Placement(jobs[i].id, "single-node", {i % 8}), clock_.Now());
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  ASSERT_TRUE(batched.has_value()) << Describe(batched);
+  ASSERT_EQ(batched->size(), static_cast<size_t>(kJobs));
+  for (int i = 0; i < kJobs; ++i) {
+    const auto& from_batch = (*batched)[i];
+    const auto& single = singles[i];
+    EXPECT_NE(from_batch.has_value(), single.has_value()) << jobs[i].id;
+    const auto& loser = from_batch ? single : from_batch;
+    if (!loser) {
+      EXPECT_EQ(loser.error().code, Code::kAborted);
+    }
+    const std::string winner_node = from_batch ? "batch-node" : "single-node";
+    EXPECT_EQ(store().GetJob(jobs[i].id)->node_id, winner_node);
+    EXPECT_EQ(store().ListTransitions(jobs[i].id)->size(), 2u);
+  }
+}
+
+TEST_P(StoreContractTest, UpdateJobsPersistAcrossReopen) {
+  Job a = Insert(NewJob());
+  Job b = Insert(NewJob());
+  auto results =
+      store().UpdateJobs({Placement(a.id, "n1", {0}), Placement(b.id, "n1", {1})}, clock_.Now());
+  ASSERT_TRUE(results.has_value()) << Describe(results);
+  Reopen();
+  EXPECT_EQ(*store().GetJob(a.id), *(*results)[0]);
+  EXPECT_EQ(*store().GetJob(b.id), *(*results)[1]);
 }
 
 TEST_P(StoreContractTest, PingSucceedsOnAHealthyStore) {

@@ -9,7 +9,7 @@
 namespace gpuorch::store::sqlite_internal {
 
 // DESIGN. Callers append ops to `queue_`; the writer thread sleeps until the queue is non-empty,
-// then takes everything waiting (up to max_batch) and runs
+// then takes everything waiting (up to max_batch writes) and runs
 //
 //   BEGIN IMMEDIATE; { SAVEPOINT op; <op>; RELEASE op | ROLLBACK TO op } x n; COMMIT
 //
@@ -66,7 +66,10 @@ void GroupCommitWriter::Run() {
       if (queue_.empty()) {
         return;  // stopping, and everything submitted before has been committed
       }
-      while (!queue_.empty() && batch.size() < max_batch_) {
+      size_t writes = 0;
+      while (!queue_.empty() &&
+             (batch.empty() || writes + queue_.front()->Writes() <= max_batch_)) {
+        writes += queue_.front()->Writes();
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -115,7 +118,11 @@ void GroupCommitWriter::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& batch
   }
   if (transaction) {
     transactions_.fetch_add(1, std::memory_order_relaxed);
-    writes_.fetch_add(batch.size(), std::memory_order_relaxed);
+    size_t writes = 0;
+    for (const auto& op : batch) {
+      writes += op->Writes();
+    }
+    writes_.fetch_add(writes, std::memory_order_relaxed);
   } else {
     spdlog::error("store: write batch of {} failed: {}", batch.size(), transaction.error().message);
     if (db_->InTransaction() && !RunSql("ROLLBACK")) {

@@ -31,11 +31,15 @@ class WriteOp {
   // is Apply's status when the batch committed, kUnavailable when it did not (nothing of it is
   // stored). Called exactly once per submitted op.
   virtual void Finish(core::Status outcome) = 0;
+  // How many writes the op makes (stored rows it updates or inserts, at most): what the writer's
+  // `max_batch` and its Stats() count. An op larger than max_batch commits in a batch of its own.
+  virtual size_t Writes() const { return 1; }
 };
 
 class GroupCommitWriter {
  public:
-  // Takes the connection (already configured: WAL, synchronous=FULL) and starts the thread.
+  // Takes the connection (already configured: WAL, synchronous=FULL) and starts the thread. A batch
+  // holds ops worth at most `max_batch` writes (WriteOp::Writes()), or one op when it is larger.
   GroupCommitWriter(std::unique_ptr<Connection> db, size_t max_batch);
   GroupCommitWriter(const GroupCommitWriter&) = delete;
   GroupCommitWriter& operator=(const GroupCommitWriter&) = delete;

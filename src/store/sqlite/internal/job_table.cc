@@ -20,7 +20,9 @@ constexpr std::string_view kJobColumns =
     "max_retries, gpu_type, gpu_count, memory_gb, docker_image, model_name, command_json, "
     "env_json, "
     "config_json, state, status_message, attempt, created_at_ms, updated_at_ms, started_at_ms, "
-    "finished_at_ms, not_before_ms, exit_code, node_id, gpu_indices_json";
+    "finished_at_ms, not_before_ms, exit_code, node_id, gpu_indices_json, preemptible, "
+    "node_selector_json, allowed_providers_json";
+constexpr size_t kJobColumnCount = 32;
 
 std::string SelectJobsSql(std::string_view tail) {
   return "SELECT " + std::string(kJobColumns) + " FROM jobs " + std::string(tail);
@@ -104,6 +106,11 @@ core::Result<Job> ReadJob(const Statement& row) {
   job.node_id = row.Text(27);
   GPUORCH_ASSIGN_OR_RETURN(job.gpu_indices,
                            DecodeJson<std::vector<int>>(row.Text(28), "gpu_indices_json"));
+  spec.preemptible = row.Int64(29) != 0;
+  GPUORCH_ASSIGN_OR_RETURN(spec.node_selector, (DecodeJson<std::map<std::string, std::string>>(
+                                                   row.Text(30), "node_selector_json")));
+  GPUORCH_ASSIGN_OR_RETURN(spec.allowed_providers, DecodeJson<std::vector<std::string>>(
+                                                       row.Text(31), "allowed_providers_json"));
   return job;
 }
 
@@ -175,9 +182,13 @@ core::Result<int64_t> InsertJobRow(Connection& db, const Job& job) {
   GPUORCH_ASSIGN_OR_RETURN(std::string command, EncodeJson(spec.command, "spec.command"));
   GPUORCH_ASSIGN_OR_RETURN(std::string env, EncodeJson(spec.env, "spec.env"));
   GPUORCH_ASSIGN_OR_RETURN(std::string gpus, EncodeJson(job.gpu_indices, "gpu_indices"));
+  GPUORCH_ASSIGN_OR_RETURN(std::string selector,
+                           EncodeJson(spec.node_selector, "spec.node_selector"));
+  GPUORCH_ASSIGN_OR_RETURN(std::string providers,
+                           EncodeJson(spec.allowed_providers, "spec.allowed_providers"));
   GPUORCH_ASSIGN_OR_RETURN(Statement stmt,
                            db.Prepare("INSERT INTO jobs(" + std::string(kJobColumns.substr(5)) +
-                                      ") VALUES(" + Placeholders(28) + ")"));
+                                      ") VALUES(" + Placeholders(kJobColumnCount - 1) + ")"));
   stmt.Bind(1, job.id).Bind(2, job.owner).Bind(3, job.idempotency_key);
   stmt.Bind(4, spec.name).Bind(5, spec.job_type).Bind(6, spec.template_name);
   stmt.Bind(7, int64_t{spec.priority}).Bind(8, spec.timeout_seconds);
@@ -191,8 +202,22 @@ core::Result<int64_t> InsertJobRow(Connection& db, const Job& job) {
   stmt.Bind(25, ToMillis(job.not_before));
   stmt.Bind(26, job.exit_code ? std::optional<int64_t>(*job.exit_code) : std::nullopt);
   stmt.Bind(27, job.node_id).Bind(28, gpus);
+  stmt.Bind(29, int64_t{spec.preemptible ? 1 : 0}).Bind(30, selector).Bind(31, providers);
   GPUORCH_TRY(stmt.Run());
   return db.LastInsertRowId();
+}
+
+core::Result<int64_t> CountQueuedJobs(Connection& db, const std::string& owner, int64_t at_most) {
+  // The LIMIT bounds the work (an index range scan on jobs_owner_state) by the quota itself.
+  GPUORCH_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db.Prepare("SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE owner = ? AND state = 'queued' "
+                 "LIMIT ?)"));
+  stmt.Bind(1, owner).Bind(2, std::max<int64_t>(at_most, 0));
+  GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  const int64_t count = row ? stmt.Int64(0) : 0;
+  GPUORCH_TRY(stmt.Run());
+  return count;
 }
 
 core::Status UpdateJobRow(Connection& db, const Job& job) {

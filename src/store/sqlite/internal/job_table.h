@@ -1,5 +1,6 @@
 // Rows of the `jobs` and `job_transitions` tables: the SQL and the codec between domain values and
-// columns (times as Unix milliseconds, NULL when unset; command, env and gpu_indices as JSON text).
+// columns (times as Unix milliseconds, NULL when unset; command, env, gpu_indices, node_selector
+// and allowed_providers as JSON text).
 // Internal to store/sqlite. Functions run on a Connection the caller confines to one thread; the
 // write functions expect the caller's transaction.
 #pragma once
@@ -28,6 +29,10 @@ namespace gpuorch::store::sqlite_internal {
 // cannot be encoded (command or env not valid UTF-8, memory_gb not finite); kAlreadyExists on a
 // duplicate id or (owner, idempotency_key).
 [[nodiscard]] core::Result<int64_t> InsertJobRow(Connection& db, const domain::Job& job);
+
+// The number of `owner`'s jobs in state queued, counting no further than `at_most`.
+[[nodiscard]] core::Result<int64_t> CountQueuedJobs(Connection& db, const std::string& owner,
+                                                    int64_t at_most);
 
 // Overwrites the mutable columns of the row with `job.seq`.
 [[nodiscard]] core::Status UpdateJobRow(Connection& db, const domain::Job& job);

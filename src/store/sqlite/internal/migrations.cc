@@ -63,6 +63,14 @@ CREATE INDEX jobs_state_seq ON jobs(state, seq);
 CREATE INDEX jobs_job_type_seq ON jobs(job_type, seq);
 CREATE INDEX jobs_owner_seq ON jobs(owner, seq);
 )sql",
+      // 3: scheduling constraints of a job; the per-owner count of queued jobs (submit quota).
+      // Rows written before read back as not preemptible, any node, any provider.
+      R"sql(
+ALTER TABLE jobs ADD COLUMN preemptible INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN node_selector_json TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE jobs ADD COLUMN allowed_providers_json TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX jobs_owner_state ON jobs(owner, state);
+)sql",
   };
   return migrations;
 }
