@@ -7,6 +7,7 @@
 //                        not timed), then one Schedule() (timed). The cluster stays full: what
 //                        frees is taken again.
 //   BM_EndAndSchedule    the same with MarkEnded timed too.
+//   BM_Views             Queue(now, 50) (explain:0) and Explain of the last queued job (explain:1).
 //
 // Counters: bytes_per_queued_job (heap growth over the 100,000 Enqueue calls, from mallinfo2),
 // assigned (jobs started per pass), queued (queue length).
@@ -55,7 +56,9 @@ std::vector<JobRequest> QueuedJobs(std::mt19937& rng) {
     const int prio = Pick(rng, 0, 99);
     JobRequest job{.id = "q" + std::to_string(i),
                    .owner = "u" + std::to_string(Pick(rng, 0, kUsers - 1)),
-                   .priority = prio < 80 ? 0 : prio < 95 ? 1 : 2,
+                   .priority = prio < 80   ? 0
+                               : prio < 95 ? 1
+                                           : 2,
                    .seq = 1'000'000 + i,
                    .gpu_type = Pick(rng, 0, 9) == 0 ? "" : kTypes[Pick(rng, 0, 2)],
                    .gpu_count = PickSize(rng),
@@ -78,7 +81,9 @@ std::unique_ptr<Cluster> Build() {
     NodeInfo node{.id = "n" + std::to_string(n),
                   .node_id = "n" + std::to_string(n),
                   .labels = {{"zone", "z" + std::to_string(n % 4)}},
-                  .gpu_type = kTypes[n % 10 < 4 ? 0 : n % 10 < 7 ? 1 : 2],
+                  .gpu_type = kTypes[n % 10 < 4   ? 0
+                                     : n % 10 < 7 ? 1
+                                                  : 2],
                   .gpu_memory_gb = 80,
                   .container_runtime = true};
     for (int g = 0; g < kGpusPerNode; ++g) {
@@ -140,6 +145,10 @@ void RunIncremental(benchmark::State& state, bool time_mark_ended) {
   }
   int64_t assigned = 0;
   for (auto _ : state) {
+    if (cluster->running.empty()) {
+      state.SkipWithError("nothing left running");
+      break;
+    }
     now += std::chrono::seconds(1);
     const std::string ended = cluster->running.front();
     cluster->running.pop_front();
@@ -171,6 +180,27 @@ BENCHMARK(BM_IncrementalPass)->Unit(benchmark::kMicrosecond)->Iterations(20'000)
 
 void BM_EndAndSchedule(benchmark::State& state) { RunIncremental(state, true); }
 BENCHMARK(BM_EndAndSchedule)->Unit(benchmark::kMicrosecond)->Iterations(20'000);
+
+// The views, computed on demand: the first 50 queue entries with reasons, and one job deep in the
+// queue explained (its position counts the jobs ahead of it).
+void BM_Views(benchmark::State& state) {
+  std::unique_ptr<Cluster> cluster = Build();
+  Scheduler& s = *cluster->scheduler;
+  s.Schedule(kStart);
+  const bool queue = state.range(0) == 0;
+  int position = 0;
+  for (auto _ : state) {
+    if (queue) {
+      benchmark::DoNotOptimize(s.Queue(kStart, 50));
+    } else {
+      position = s.Explain("q" + std::to_string(kQueued - 1), kStart)->position;
+    }
+  }
+  if (!queue) {
+    state.counters["position"] = position;
+  }
+}
+BENCHMARK(BM_Views)->ArgName("explain")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(5);
 
 }  // namespace
 }  // namespace gpuorch::scheduler

@@ -48,6 +48,9 @@ void FairScheduler::RemoveNode(const std::string& id) {
   for (const std::string& job_id : cluster_.RemoveNode(id)) {
     victim_of_.erase(job_id);
   }
+  if (reservation_ && reservation_->node == index) {
+    reservation_.reset();  // its slot may be reused; the next pass reserves again
+  }
   changed_ = true;
 }
 
@@ -277,7 +280,8 @@ void FairScheduler::Backfill(const QueuedJob& head, core::SystemTime now, Plan& 
     walk.Add(shape->heads);
   }
   // Held back by the reservation (or the head's quota room): look at up to
-  // kMaxBackfillTestsPerShape such jobs of a shape per pass, and again when the reservation changes.
+  // kMaxBackfillTestsPerShape such jobs of a shape per pass, and again when the reservation
+  // changes.
   auto hold_back = [&](Shape* shape) {
     queue_.MarkReservationBlocked(shape);
     if (shape->backfill_pass != pass_) {
@@ -290,18 +294,24 @@ void FairScheduler::Backfill(const QueuedJob& head, core::SystemTime now, Plan& 
     Shape* shape = job->shape;
     if ((shape->backfill_pass == pass_ && shape->backfill_tests >= kMaxBackfillTestsPerShape) ||
         (shape->no_fit_pass == pass_ && shape->preempt_failed_pass == pass_ &&
-         job->req.priority <= shape->preempt_failed_priority)) {
+         job->req.priority <= shape->preempt_failed_priority) ||
+        shape->unschedulable_version == cluster_.nodes_version()) {
       walk.SkipRestOfSet();  // nothing left to try for this shape in this pass
       continue;
     }
-    if (!(head_key < queue_.KeyOf(*job)) || pending_.contains(job->req.id)) {
+    if (pending_.contains(job->req.id)) {
+      continue;  // waits for its victims
+    }
+    if (!(head_key < queue_.KeyOf(*job))) {
+      // At or before the head, phase one has seen it: the head itself, or a job over quota.
+      walk.SkipSource();
       continue;
     }
     if (!pipeline_.PreFilter(cycle, job->req).ok) {
       walk.SkipSource();
       continue;
     }
-    if (!LeavesQuotaForHead(*job, head, now)) {
+    if (!LeavesQuotaForHead(*job, head)) {
       hold_back(shape);
       continue;
     }
@@ -321,17 +331,16 @@ void FairScheduler::Backfill(const QueuedJob& head, core::SystemTime now, Plan& 
       shape->no_fit_pass = pass_;
     }
     if (!TryPreempt(*job, reservation->node, now, plan)) {
-      walk.SkipSource();
+      walk.SkipRestOfSet();  // the rest of the shape has no higher priority: no better luck
     }
   }
 }
 
-// A backfilled job of the head's owner must leave the head the quota room it needs at its
-// reserved time, unless it ends by then.
-bool FairScheduler::LeavesQuotaForHead(const QueuedJob& job, const QueuedJob& head,
-                                       core::SystemTime now) const {
-  if (job.account != head.account || !reservation_ ||
-      now + job.req.runtime_bound <= reservation_->at) {
+// A backfilled job of the head's owner must leave the head the quota room it needs, even one that
+// ends before the reserved time: over quota now, the head would stop being the head, and the
+// owner's later jobs would take its room.
+bool FairScheduler::LeavesQuotaForHead(const QueuedJob& job, const QueuedJob& head) const {
+  if (job.account != head.account) {
     return true;
   }
   const internal::Account& account = cluster_.account(job.account);
@@ -339,8 +348,7 @@ bool FairScheduler::LeavesQuotaForHead(const QueuedJob& job, const QueuedJob& he
                               job.req.gpu_count, account.quota);
 }
 
-bool FairScheduler::TryPreempt(QueuedJob& job, int exclude_node, core::SystemTime now,
-                               Plan& plan) {
+bool FairScheduler::TryPreempt(QueuedJob& job, int exclude_node, core::SystemTime now, Plan& plan) {
   // Jobs later in a walk have no higher priority: once one of a shape fails, so do they.
   Shape* shape = job.shape;
   if (shape->preempt_failed_pass == pass_ && job.req.priority <= shape->preempt_failed_priority) {
@@ -449,8 +457,9 @@ std::string FairScheduler::ReasonFor(const QueuedJob& job, core::SystemTime now,
     for (const std::string& victim : it->second.victims_left) {
       victims += (victims.empty() ? "" : ", ") + victim;
     }
-    return "waiting for preempted job" + std::string(it->second.victims_left.size() > 1 ? "s " : " ") +
-           victims + " to stop on node " + cluster_.node(it->second.node).info.id;
+    return "waiting for preempted job" +
+           std::string(it->second.victims_left.size() > 1 ? "s " : " ") + victims +
+           " to stop on node " + cluster_.node(it->second.node).info.id;
   }
   plugins::Fit quota =
       plugins::QuotaFit(req.owner, account.QuotaUse(), req.gpu_count, account.quota, true);
@@ -482,13 +491,16 @@ std::string FairScheduler::ReasonFor(const QueuedJob& job, core::SystemTime now,
     if (!config_.backfill) {
       return "waiting behind job " + head->req.id + " (backfill is off)";
     }
+    if (!LeavesQuotaForHead(job, *head)) {
+      return "user " + req.owner + " keeps " + std::to_string(head->req.gpu_count) +
+             " GPUs of quota for job " + head->req.id + ", reserved at " + at;
+    }
     if (reserved_node_alive &&
         FindBestNode(cluster_, pipeline_, cycle, req, reserved, now).node < 0) {
       return "waiting for GPUs reserved for job " + head->req.id + " at " + at;
     }
   }
-  return "fits node " + cluster_.node(entry->second.fit.node).info.id +
-         "; starts at the next pass";
+  return "fits node " + cluster_.node(entry->second.fit.node).info.id + "; starts at the next pass";
 }
 
 std::optional<WaitInfo> FairScheduler::Explain(const std::string& job_id,
@@ -504,13 +516,12 @@ std::vector<QueueEntry> FairScheduler::Queue(core::SystemTime now, size_t limit)
   ShapeReasons cache;
   std::vector<QueueEntry> out;
   for (const QueuedJob* job : queue_.FirstInOrder(limit)) {
-    out.push_back(QueueEntry{
-        .job_id = job->req.id,
-        .owner = job->req.owner,
-        .priority = job->req.priority,
-        .gpu_count = job->req.gpu_count,
-        .wait = WaitInfo{.position = static_cast<int>(out.size()) + 1,
-                         .reason = ReasonFor(*job, now, &cache)}});
+    out.push_back(QueueEntry{.job_id = job->req.id,
+                             .owner = job->req.owner,
+                             .priority = job->req.priority,
+                             .gpu_count = job->req.gpu_count,
+                             .wait = WaitInfo{.position = static_cast<int>(out.size()) + 1,
+                                              .reason = ReasonFor(*job, now, &cache)}});
   }
   return out;
 }

@@ -3,10 +3,20 @@
 // reservation, and preemption.
 //
 // A pass has two phases. Phase one walks the queue in order from the front, starting every job that
-// fits (or preempting for it), until the first job that can do neither: the head, which gets a
-// reservation. Phase two (backfill) walks, behind the head, only the jobs of *dirty* shapes (see
-// internal/job_queue.h): a job whose shape found no room last time can only start once something
-// it could use changed. A pass with nothing changed since the last one returns at once.
+// fits, or preempting for one that fits nowhere, until the first job that can do neither: the head,
+// which gets a reservation (internal/reservation.h). Phase two (backfill) walks, behind the head,
+// only the jobs of *dirty* shapes (internal/job_queue.h): a job whose shape found no room last time
+// can only start once something it could use changed (GPUs freed where it fits, a new preemptible
+// job below it, room in its owner's quota, a different reservation). A job there starts where it
+// cannot delay the reservation and leaves its owner's quota room to the head when the head is its
+// owner's; one held back only by the reservation, or fitting nowhere, may preempt on another node.
+// After a pass that started and preempted nothing, the next returns at once unless something
+// changed in between. Incremental passes decide exactly what full passes would (incremental_test).
+//
+// Preemption: the free GPUs the preemptor needs on the node are claimed for it at once, and each
+// victim's GPUs when it ends (MarkEnded; until then it keeps them); claimed GPUs count against the
+// preemptor's owner's quota. The pass after the last victim ended starts the preemptor there. A
+// preemption is not asked for again while it is in progress.
 //
 // Not thread-safe: owned by one loop.
 #pragma once
@@ -63,8 +73,7 @@ class FairScheduler final : public Scheduler {
   internal::QueuedJob* PlaceInOrder(core::SystemTime now, Plan& plan,
                                     std::optional<internal::Reservation>& reservation);
   void Backfill(const internal::QueuedJob& head, core::SystemTime now, Plan& plan);
-  bool LeavesQuotaForHead(const internal::QueuedJob& job, const internal::QueuedJob& head,
-                          core::SystemTime now) const;
+  bool LeavesQuotaForHead(const internal::QueuedJob& job, const internal::QueuedJob& head) const;
   int HeadAccount() const;  // the account of the reservation's job, -1 when none
   bool TryPreempt(internal::QueuedJob& job, int exclude_node, core::SystemTime now, Plan& plan);
   void Start(internal::QueuedJob& job, int node, std::vector<int> gpus, bool backfilled,
@@ -85,7 +94,7 @@ class FairScheduler final : public Scheduler {
   std::optional<internal::Reservation> reservation_;
   std::unordered_map<std::string, PendingPreemption> pending_;  // by preemptor
   std::unordered_map<std::string, std::string> victim_of_;      // victim -> preemptor
-  std::vector<std::string> ready_;  // preemptors whose victims have all stopped
+  std::vector<std::string> ready_;          // preemptors whose victims have all stopped
   int new_preemptible_priority_ = INT_MAX;  // lowest priority made preemptible since last pass
   uint64_t pass_ = 0;
   bool changed_ = true;

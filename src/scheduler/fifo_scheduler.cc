@@ -78,8 +78,8 @@ bool FifoScheduler::Ready(const Queued& job, core::SystemTime now) const {
 
 Plan FifoScheduler::Schedule(core::SystemTime now) {
   Plan plan;
-  // Backoff ends with time alone; a pass over a blocked head is cheap, so only an idle queue returns
-  // early.
+  // Backoff ends with time alone; a pass over a blocked head is cheap, so only an idle queue
+  // returns early.
   if (!changed_ && queue_.empty()) {
     return plan;
   }

@@ -1,9 +1,9 @@
 // FifoScheduler: the baseline of MakeFifoScheduler() (scheduler.h). Strict first come, first
 // served: queue order is priority, then seq; a pass starts jobs from the front, each on the first
-// node (in index order) that every filter accepts, and stops at the first job that fits nowhere: it
-// blocks everyone behind it. Jobs in retry backoff or over their owner's quota cannot start at all,
-// so they are passed over rather than blocking. No fair share in the order (usage is still
-// reported), no backfill, no preemption.
+// node (in the order nodes were added) that every filter accepts, and stops at the first job that
+// fits nowhere: it blocks everyone behind it. Jobs in retry backoff or over their owner's quota
+// cannot start at all, so they are passed over rather than blocking. No fair share in the order
+// (usage is still reported), no backfill, no preemption.
 //
 // Not thread-safe: owned by one loop.
 #pragma once

@@ -1,9 +1,6 @@
 // The extension points of the scheduler's placement pipeline (STYLE.md section 8): filters decide
-// whether a node can take a job, scores rank the nodes that can. Each plugin keeps its logic in a pure
-// function beside it (plugins/<name>.h) and is a thin adapter around that function.
-//
-// The types live in `scheduler::plugins` because `scheduler::Fit` is already taken by the old simple
-// placement (placement.h).
+// whether a node can take a job, scores rank the nodes that can. Each plugin keeps its logic in a
+// pure function beside it (plugins/<name>.h) and is a thin adapter around that function.
 //
 // Plugins are stateless after construction: const methods, safe to call from any thread.
 #pragma once
@@ -64,7 +61,8 @@ class FilterPlugin {
   // The job-level part, run once per job before any node (k8s PreFilter); default: ok.
   virtual Fit PreFilter(const CycleState& cycle, const JobRequest& job) const { return Fit::Yes(); }
   // Whether `node` can take `job` now.
-  virtual Fit Filter(const CycleState& cycle, const JobRequest& job, const NodeState& node) const = 0;
+  virtual Fit Filter(const CycleState& cycle, const JobRequest& job,
+                     const NodeState& node) const = 0;
 
  protected:
   FilterPlugin() = default;
@@ -78,7 +76,8 @@ class ScorePlugin {
 
   virtual std::string_view Name() const = 0;
   // 0..100, higher is better, for a node every filter accepted.
-  virtual int Score(const CycleState& cycle, const JobRequest& job, const NodeState& node) const = 0;
+  virtual int Score(const CycleState& cycle, const JobRequest& job,
+                    const NodeState& node) const = 0;
 
  protected:
   ScorePlugin() = default;

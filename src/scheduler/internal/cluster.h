@@ -27,8 +27,8 @@ struct Account {
   double weight = 1;
   Quota quota;
   int gpus_in_use = 0;
-  int gpus_claimed = 0;  // GPUs being freed by preemption for the user's queued jobs
-  int queued_jobs = 0;   // kept by the scheduler that owns the queue
+  int gpus_claimed = 0;    // GPUs being freed by preemption for the user's queued jobs
+  int queued_jobs = 0;     // kept by the scheduler that owns the queue
   double usage_gpu_s = 0;  // as of usage_at
   core::SystemTime usage_at{};
   double share_key = -std::numeric_limits<double>::infinity();  // fair_share.h ShareKey

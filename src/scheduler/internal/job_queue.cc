@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <limits>
 
 #include "domain/gpu.h"
 #include "scheduler/plugins/gpu_memory.h"
@@ -152,7 +153,7 @@ void JobQueue::Sync(int watched_account) {
     // Its sources move when its share moved, and may (un)block when its quota is bounded.
     const Account& account = cluster_.account(index);
     if (static_cast<int>(filed_share_.size()) <= index) {
-      filed_share_.resize(index + 1, account.share_key);
+      filed_share_.resize(index + 1, std::numeric_limits<double>::quiet_NaN());  // unknown: moved
     }
     const bool share_moved = filed_share_[index] != account.share_key;
     filed_share_[index] = account.share_key;

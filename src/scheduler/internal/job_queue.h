@@ -1,20 +1,20 @@
 // The fair scheduler's queue, indexed for incremental passes.
 //
 // Design. Queue order is (priority desc, owner's share key asc, seq asc), and the share key moves
-// only for the user charged at MarkEnded (fair_share.h). Jobs are grouped into *sources*: one user's
-// queued jobs of one *shape* (GPU type, count, per-GPU memory, selector, providers, container), each
-// source ordered by (priority desc, seq asc), which a user's share cannot change. A source is filed
-// under the key of its first job in two ordered sets: all sources (`heads()`) and its shape's
-// sources (`Shape::heads`). Walking the queue in order is a lazy k-way merge over one or more such
-// sets (OrderWalk): a source enters the merge only when the one filed before it is reached, so a walk
-// that stops early costs what it visited. When a user is charged, only that user's sources are
-// filed again: O(shapes of the user x log), never a re-sort of the queue.
+// only for the user charged at MarkEnded (fair_share.h). Jobs are grouped into *sources*: one
+// user's queued jobs of one *shape* (GPU type, count, per-GPU memory, selector, providers,
+// container), each source ordered by (priority desc, seq asc), which a user's share cannot change.
+// A source is filed under the key of its first job in two ordered sets: all sources (`heads()`) and
+// its shape's sources (`Shape::heads`). Walking the queue in order is a lazy k-way merge over one
+// or more such sets (OrderWalk): a source enters the merge only when the one filed before it is
+// reached, so a walk that stops early costs what it visited. When a user is charged, only that
+// user's sources are filed again: O(shapes of the user x log), never a re-sort of the queue.
 //
 // Jobs of one shape are interchangeable for every node filter, so when one cannot be placed neither
-// can the rest, and capacity freed on a node concerns only the shapes that fit there: the pass looks
-// at *dirty* shapes only (new jobs, woken jobs, quota room, capacity that fits them). A source whose
-// user is over quota for its GPU count is unfiled until the user's GPUs in use drop. Jobs in retry
-// backoff sleep outside any source until their not_before.
+// can the rest, and capacity freed on a node concerns only the shapes that fit there: the pass
+// looks at *dirty* shapes only (new jobs, woken jobs, quota room, capacity that fits them). A
+// source whose user is over quota for its GPU count is unfiled until the user's GPUs in use drop.
+// Jobs in retry backoff sleep outside any source until their not_before.
 //
 // Not thread-safe: owned by the scheduler's loop.
 #pragma once
@@ -104,9 +104,9 @@ struct Shape {
   bool dirty = false;
   bool reservation_blocked = false;
   // Marks valid for one pass (compared with the pass number).
-  uint64_t no_fit_pass = 0;        // a job of it fit nowhere, even ignoring the reservation
-  uint64_t backfill_pass = 0;       // with backfill_tests: its jobs held back by the reservation
-  int backfill_tests = 0;           // in that pass
+  uint64_t no_fit_pass = 0;    // a job of it fit nowhere, even ignoring the reservation
+  uint64_t backfill_pass = 0;  // with backfill_tests: its jobs held back by the reservation
+  int backfill_tests = 0;      // in that pass
   uint64_t preempt_failed_pass = 0;
   int preempt_failed_priority = 0;  // with preempt_failed_pass: no preemption at or below this
   uint64_t unschedulable_version = UINT64_MAX;  // Cluster::nodes_version() when found unschedulable
@@ -117,7 +117,7 @@ struct Source {
   Shape* shape = nullptr;
   std::set<QueuedJob*, ByPrioritySeq> jobs;
   HeadKey filed_as;
-  HeadSet::iterator in_all;    // when filed: its entries in JobQueue::heads() and Shape::heads
+  HeadSet::iterator in_all;  // when filed: its entries in JobQueue::heads() and Shape::heads
   HeadSet::iterator in_shape;
   bool filed = false;
   bool blocked = false;  // owner over quota for this shape's GPU count

@@ -56,7 +56,8 @@ NodeChoice FindFirstNode(const Cluster& cluster, const Pipeline& pipeline,
   for (int index = 0; index < cluster.node_slots(); ++index) {
     const Node& node = cluster.node(index);
     if (node.alive && pipeline.Accepts(cycle, job, node.State())) {
-      return NodeChoice{.node = index, .gpus = cluster.LowestFree(index, std::max(0, job.gpu_count))};
+      return NodeChoice{.node = index,
+                        .gpus = cluster.LowestFree(index, std::max(0, job.gpu_count))};
     }
   }
   return NodeChoice{};

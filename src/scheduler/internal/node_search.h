@@ -11,9 +11,9 @@
 namespace gpuorch::scheduler::internal {
 
 struct NodeChoice {
-  int node = -1;                  // -1: none
-  std::vector<int> gpus;          // ascending
-  bool held_back = false;         // some node accepted the job but the reservation kept it
+  int node = -1;           // -1: none
+  std::vector<int> gpus;   // ascending
+  bool held_back = false;  // some node accepted the job but the reservation kept it
 };
 
 // How many feasible nodes a search ranks when the scores are not best_fit alone.
@@ -27,7 +27,8 @@ NodeChoice FindBestNode(const Cluster& cluster, const Pipeline& pipeline,
                         const plugins::CycleState& cycle, const JobRequest& job,
                         const Reservation* reservation, core::SystemTime now);
 
-// The FIFO baseline's choice: the first node in registration order that takes the job.
+// The FIFO baseline's choice: the first node in index order (the order nodes were added, a removed
+// node's index going to the next one added) that takes the job. O(nodes).
 NodeChoice FindFirstNode(const Cluster& cluster, const Pipeline& pipeline,
                          const plugins::CycleState& cycle, const JobRequest& job);
 

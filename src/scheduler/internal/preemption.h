@@ -1,6 +1,6 @@
-// Choosing what to preempt: on one node, the fewest running jobs that are preemptible and of strictly
-// lower priority than the job that cannot start, so that their GPUs and the node's free ones suffice.
-// Ties: the least GPU-seconds of work lost, then the fewest GPUs.
+// Choosing what to preempt: on one node, the fewest running jobs that are preemptible and of
+// strictly lower priority than the job that cannot start, so that their GPUs and the node's free
+// ones suffice. Ties: the least GPU-seconds of work lost, then the fewest GPUs.
 #pragma once
 
 #include <optional>

@@ -5,15 +5,15 @@
 namespace gpuorch::scheduler::internal {
 namespace {
 
-std::vector<GpuRelease> Releases(const Node& node, core::SystemTime now) {
-  std::vector<GpuRelease> out;
+// The GPUs the node's running jobs give back, and when.
+void Releases(const Node& node, core::SystemTime now, std::vector<GpuRelease>& out) {
+  out.clear();
   for (const Running* running : node.running) {
     if (!running->victim) {  // a victim's GPUs go to its preemptor
       out.push_back(GpuRelease{std::max(running->job.expected_end, now),
                                static_cast<int>(running->job.gpu_indices.size())});
     }
   }
-  return out;
 }
 
 std::vector<int> TypesFor(const Cluster& cluster, const JobRequest& job) {
@@ -30,7 +30,7 @@ std::vector<int> TypesFor(const Cluster& cluster, const JobRequest& job) {
 
 }  // namespace
 
-std::optional<core::SystemTime> EarliestStart(int free, int need, std::vector<GpuRelease> releases,
+std::optional<core::SystemTime> EarliestStart(int free, int need, std::vector<GpuRelease>& releases,
                                               core::SystemTime now) {
   if (free >= need) {
     return now;
@@ -53,12 +53,14 @@ std::optional<Reservation> ComputeReservation(const Cluster& cluster, const Pipe
   const int need = std::max(0, head.gpu_count);
   int best = -1;
   core::SystemTime best_at{};
+  std::vector<GpuRelease> releases;
   auto consider = [&](int index) {
     const Node& node = cluster.node(index);
     if (!node.alive || !pipeline.Accepts(cycle, head, node.EmptyState())) {
       return false;
     }
-    auto at = EarliestStart(node.free, need, Releases(node, now), now);
+    Releases(node, now, releases);
+    auto at = EarliestStart(node.free, need, releases, now);
     if (at && (best < 0 || *at < best_at)) {
       best = index;
       best_at = *at;
@@ -89,7 +91,8 @@ std::optional<Reservation> ComputeReservation(const Cluster& cluster, const Pipe
     return std::nullopt;
   }
   int released = 0;
-  for (const GpuRelease& release : Releases(cluster.node(best), now)) {
+  Releases(cluster.node(best), now, releases);
+  for (const GpuRelease& release : releases) {
     released += release.at <= best_at ? release.gpus : 0;
   }
   return Reservation{.job_id = head.id,

@@ -31,20 +31,21 @@ struct GpuRelease {
 };
 
 // Pure: when `need` GPUs are first free on a node with `free` free now, given when its jobs release
-// theirs; nullopt when never. Releases in the past count as happening at `now`.
-std::optional<core::SystemTime> EarliestStart(int free, int need, std::vector<GpuRelease> releases,
+// theirs (sorted here, in place); nullopt when never. Releases in the past count as at `now`.
+std::optional<core::SystemTime> EarliestStart(int free, int need, std::vector<GpuRelease>& releases,
                                               core::SystemTime now);
 
 // The reservation for `head`, or nullopt when no node could ever take it (unschedulable). Looks at
-// `prefer_node` (the last reservation's node, kept on ties) and up to kReservationCandidates others.
+// `prefer_node` (the last reservation's node, kept on ties) and up to kReservationCandidates
+// others.
 std::optional<Reservation> ComputeReservation(const Cluster& cluster, const Pipeline& pipeline,
                                               const plugins::CycleState& cycle,
                                               const JobRequest& head, int prefer_node,
                                               core::SystemTime now);
 
-// The GPUs `job` may take on `node` now without delaying `reservation` (lowest first): any free ones
-// on another node or when it ends by the reserved time, else only free GPUs the reservation does
-// not keep. nullopt when there are not enough of those.
+// The GPUs `job` may take on `node` now without delaying `reservation` (lowest first): any free
+// ones on another node or when it ends by the reserved time, else only free GPUs the reservation
+// does not keep. nullopt when there are not enough of those.
 std::optional<std::vector<int>> GpusSparing(const Cluster& cluster, int node, const JobRequest& job,
                                             const Reservation& reservation, core::SystemTime now);
 

@@ -17,7 +17,8 @@ class AllowedProvidersFilter final : public FilterPlugin {
 
 Fit AllowedProvidersFit(const JobRequest& job, const NodeInfo& node, bool want_reason) {
   const auto& allowed = job.allowed_providers;
-  if (allowed.empty() || std::find(allowed.begin(), allowed.end(), node.provider) != allowed.end()) {
+  if (allowed.empty() ||
+      std::find(allowed.begin(), allowed.end(), node.provider) != allowed.end()) {
     return Fit::Yes();
   }
   if (!want_reason) {

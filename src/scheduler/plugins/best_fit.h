@@ -1,5 +1,5 @@
-// Score "best_fit": the node left with the fewest free GPUs after placing the job scores highest, so
-// small jobs fill fragmented nodes and whole free blocks stay whole for big jobs.
+// Score "best_fit": the node left with the fewest free GPUs after placing the job scores highest,
+// so small jobs fill fragmented nodes and whole free blocks stay whole for big jobs.
 #pragma once
 
 #include <memory>

@@ -17,7 +17,8 @@ Fit GpuTypeFit(const JobRequest& job, const NodeInfo& node, bool want_reason) {
   if (job.gpu_type.empty() || job.gpu_type == node.gpu_type) {
     return Fit::Yes();
   }
-  return want_reason ? Fit::No("needs " + DescribeNeed(job) + ", " + DescribeNode(node)) : Fit::No();
+  return want_reason ? Fit::No("needs " + DescribeNeed(job) + ", " + DescribeNode(node))
+                     : Fit::No();
 }
 
 std::unique_ptr<FilterPlugin> MakeGpuTypeFilter() { return std::make_unique<GpuTypeFilter>(); }

@@ -22,13 +22,15 @@ Fit NodeLabelsFit(const JobRequest& job, const NodeInfo& node, bool want_reason)
     if (!want_reason) {
       return Fit::No();
     }
-    return Fit::No("needs label " + key + "=" + value + ", node " + node.id +
-                   (it == node.labels.end() ? " has no label " + key
-                                            : " has " + key + "=" + it->second));
+    return Fit::No(
+        "needs label " + key + "=" + value + ", node " + node.id +
+        (it == node.labels.end() ? " has no label " + key : " has " + key + "=" + it->second));
   }
   return Fit::Yes();
 }
 
-std::unique_ptr<FilterPlugin> MakeNodeLabelsFilter() { return std::make_unique<NodeLabelsFilter>(); }
+std::unique_ptr<FilterPlugin> MakeNodeLabelsFilter() {
+  return std::make_unique<NodeLabelsFilter>();
+}
 
 }  // namespace gpuorch::scheduler::plugins

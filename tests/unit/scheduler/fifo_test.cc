@@ -19,8 +19,11 @@ TEST(FifoSchedulerTest, HeadOfLineBlocksEveryoneBehind) {
   auto fair = MakeScheduler({});
   for (Scheduler* s : {fifo.get(), fair.get()}) {
     s->UpsertNode(MakeNode("n1", "RTX4090", 4));
-    s->MarkRunning(RunningJob{.job_id = "r", .node = "n1", .gpu_indices = {0, 1},
-                              .started_at = T0(), .expected_end = T0() + hours(1)});
+    s->MarkRunning(RunningJob{.job_id = "r",
+                              .node = "n1",
+                              .gpu_indices = {0, 1},
+                              .started_at = T0(),
+                              .expected_end = T0() + hours(1)});
     s->Enqueue(MakeJob("big", 1, 4));
     s->Enqueue(MakeJob("small", 2, 1));  // fits now, and ends before the reservation
   }
@@ -55,7 +58,7 @@ TEST(FifoSchedulerTest, OrderIsPriorityThenSeqWithoutFairShare) {
     order.push_back(e.job_id);
   }
   EXPECT_EQ(order, (std::vector<std::string>{"c1", "a2", "b1"}));  // alice's usage does not matter
-  EXPECT_GT(s->FairShareUsage("alice", sim.now()), 0);              // though it is reported
+  EXPECT_GT(s->FairShareUsage("alice", sim.now()), 0);             // though it is reported
   sim.RunUntil(sim.now() + hours(4));
   EXPECT_LT(sim.started().at("a2"), sim.started().at("b1"));
 }

@@ -147,7 +147,8 @@ class Lockstep {
     if (what < 70) {
       Submit();
     } else if (what < 80 && !queued_.empty()) {
-      const std::string id = *std::next(queued_.begin(), Pick(0, static_cast<int>(queued_.size()) - 1));
+      const std::string id =
+          *std::next(queued_.begin(), Pick(0, static_cast<int>(queued_.size()) - 1));
       queued_.erase(id);
       Both([&](Scheduler& s) { s.Dequeue(id); });
       log_ += " dequeue " + id;
@@ -181,7 +182,8 @@ class Lockstep {
       }
       log_ += "\n[" + core::FormatRfc3339(now_) + "] " + Describe(plans[0]);
       ASSERT_EQ(Describe(plans[0]), Describe(plans[1]))
-          << "at step time " << core::FormatRfc3339(now_) << " log: " << log_.substr(log_.size() > 3000 ? log_.size() - 3000 : 0);
+          << "at step time " << core::FormatRfc3339(now_)
+          << " log: " << log_.substr(log_.size() > 3000 ? log_.size() - 3000 : 0);
       for (const Assignment& a : plans[0].assignments) {
         Start(a);
       }

@@ -74,7 +74,8 @@ TEST(NodeLabelsFitTest, SelectorMustBeASubsetOfTheLabels) {
   job.node_selector = {{"zone", "b"}};
   EXPECT_EQ(NodeLabelsFit(job, node, true).reason, "needs label zone=b, node n1 has zone=a");
   job.node_selector = {{"gpu", "nvlink"}};
-  EXPECT_EQ(NodeLabelsFit(job, node, true).reason, "needs label gpu=nvlink, node n1 has no label gpu");
+  EXPECT_EQ(NodeLabelsFit(job, node, true).reason,
+            "needs label gpu=nvlink, node n1 has no label gpu");
 }
 
 TEST(AllowedProvidersFitTest, EmptyMeansAny) {

@@ -1,8 +1,9 @@
 // Preemption: the fewest preemptible, strictly lower-priority victims on one node; their GPUs stay
 // held until they end, and go to the preemptor.
+#include "scheduler/internal/preemption.h"
+
 #include <gtest/gtest.h>
 
-#include "scheduler/internal/preemption.h"
 #include "scheduler/scheduler.h"
 #include "sim_driver.h"
 
@@ -35,9 +36,13 @@ TEST(ChooseVictimsTest, FewestThenLeastLostWorkThenFewestGpus) {
 
 RunningJob Running(std::string id, std::string node, std::vector<int> gpus, int priority,
                    bool preemptible, core::SystemTime started = T0()) {
-  return RunningJob{.job_id = std::move(id), .owner = "low", .node = std::move(node),
-                    .gpu_indices = std::move(gpus), .priority = priority,
-                    .preemptible = preemptible, .started_at = started,
+  return RunningJob{.job_id = std::move(id),
+                    .owner = "low",
+                    .node = std::move(node),
+                    .gpu_indices = std::move(gpus),
+                    .priority = priority,
+                    .preemptible = preemptible,
+                    .started_at = started,
                     .expected_end = started + hours(10)};
 }
 
@@ -117,6 +122,25 @@ TEST(PreemptionTest, NeverPreemptsEqualPriorityOrNonPreemptibleOrWhenDisabled) {
     s->MarkRunning(Running("pinned", "n", {1}, 0, true));  // now preemptible
     EXPECT_EQ(s->Schedule(T0()).preemptions.size(), enabled ? 1u : 0u);
   }
+}
+
+TEST(PreemptionTest, GpusBeingFreedCountAgainstThePreemptorsQuota) {
+  auto s = MakeScheduler({.user_quotas = {{"high", Quota{.max_gpus_in_use = 4}}}});
+  s->UpsertNode(MakeNode("n", "RTX4090", 4));
+  s->UpsertNode(MakeNode("spare", "A100", 1));
+  s->MarkRunning(Running("v", "n", {0, 1, 2, 3}, 0, true));
+  s->Enqueue(MakeJob("p", 1, 4, "high", 5));
+  s->Enqueue(MakeJob("q", 2, 1, "high", 5, "A100"));
+  Plan plan = s->Schedule(T0());
+  ASSERT_EQ(plan.preemptions.size(), 1u);
+  EXPECT_TRUE(plan.assignments.empty());  // q would fit on "spare", but p's GPUs are on the way
+  EXPECT_EQ(s->Explain("q", T0())->reason, "user high uses 4 of 4 GPUs (quota)");
+  EXPECT_EQ(s->GpusInUse("high"), 0);
+  s->MarkEnded("v", T0() + minutes(1));
+  plan = s->Schedule(T0() + minutes(1));
+  ASSERT_EQ(plan.assignments.size(), 1u);
+  EXPECT_EQ(plan.assignments[0].job_id, "p");
+  EXPECT_EQ(s->GpusInUse("high"), 4);
 }
 
 TEST(PreemptionTest, DequeuedPreemptorReleasesItsClaim) {

@@ -79,8 +79,11 @@ TEST(SchedulerTest, FairShareDecaysWithHalfLife) {
 TEST(SchedulerTest, GangOnOneNodeWithLowestFreeGpus) {
   auto s = MakeScheduler({});
   s->UpsertNode(MakeNode("n1", "RTX4090", 4));
-  s->MarkRunning(RunningJob{.job_id = "r", .node = "n1", .gpu_indices = {1},
-                            .started_at = T0(), .expected_end = T0() + hours(1)});
+  s->MarkRunning(RunningJob{.job_id = "r",
+                            .node = "n1",
+                            .gpu_indices = {1},
+                            .started_at = T0(),
+                            .expected_end = T0() + hours(1)});
   s->Enqueue(MakeJob("a", 1, 2));
   s->Enqueue(MakeJob("b", 2, 2));
   Plan plan = s->Schedule(T0());
@@ -98,8 +101,11 @@ TEST(SchedulerTest, BestFitKeepsAFreeBlockForABigJob) {
   auto s = MakeScheduler({});
   s->UpsertNode(MakeNode("whole", "RTX4090", 4));
   s->UpsertNode(MakeNode("half", "RTX4090", 4));
-  s->MarkRunning(RunningJob{.job_id = "r", .node = "half", .gpu_indices = {0, 1},
-                            .started_at = T0(), .expected_end = T0() + hours(1)});
+  s->MarkRunning(RunningJob{.job_id = "r",
+                            .node = "half",
+                            .gpu_indices = {0, 1},
+                            .started_at = T0(),
+                            .expected_end = T0() + hours(1)});
   s->Enqueue(MakeJob("small", 1, 2));
   s->Enqueue(MakeJob("big", 2, 4));
   Plan plan = s->Schedule(T0());
@@ -137,10 +143,10 @@ TEST(SchedulerTest, FiltersChooseTheNode) {
     node_of[a.job_id] = a.node;
   }
   EXPECT_EQ(node_of, (std::map<std::string, std::string>{{"image", "docker"},
-                                                          {"mem", "docker"},
-                                                          {"zone", "docker"},
-                                                          {"provider", "docker"},
-                                                          {"anywhere", "docker"}}));
+                                                         {"mem", "docker"},
+                                                         {"zone", "docker"},
+                                                         {"provider", "docker"},
+                                                         {"anywhere", "docker"}}));
   // "anywhere" went to the fuller node (best fit); a job needing 16 GPUs fits nowhere.
   s->Enqueue(MakeJob("huge", 6, 16, "alice", 0, "A100"));
   EXPECT_TRUE(s->Schedule(T0()).assignments.empty());
@@ -203,8 +209,11 @@ TEST(SchedulerTest, ExplainAndQueueGivePositionsAndReasons) {
   NodeInfo n1 = MakeNode("n1", "RTX4090", 8);
   s->UpsertNode(n1);
   EXPECT_EQ(s->Explain("a", T0())->reason, "fits node n1; starts at the next pass");
-  s->MarkRunning(RunningJob{.job_id = "r", .owner = "carol", .node = "n1",
-                            .gpu_indices = {0, 1, 2, 3, 4, 5}, .started_at = T0(),
+  s->MarkRunning(RunningJob{.job_id = "r",
+                            .owner = "carol",
+                            .node = "n1",
+                            .gpu_indices = {0, 1, 2, 3, 4, 5},
+                            .started_at = T0(),
                             .expected_end = T0() + hours(2)});
   s->Enqueue(MakeJob("b", 2, 1, "bob"));
   s->Enqueue(MakeJob("c", 3, 4, "bob"));
@@ -263,10 +272,41 @@ TEST(SchedulerTest, DequeueAndRemoveNode) {
   EXPECT_EQ(Ids(s->Schedule(T0())), (std::vector<std::string>{"b"}));
 }
 
+TEST(SchedulerTest, RemovingTheReservedNodeMovesTheReservation) {
+  auto s = MakeScheduler({});
+  s->UpsertNode(MakeNode("n1", "RTX4090", 4));
+  s->UpsertNode(MakeNode("n2", "RTX4090", 4));
+  s->MarkRunning(RunningJob{.job_id = "r1",
+                            .node = "n1",
+                            .gpu_indices = {0, 1},
+                            .started_at = T0(),
+                            .expected_end = T0() + hours(1)});
+  s->MarkRunning(RunningJob{.job_id = "r2",
+                            .node = "n2",
+                            .gpu_indices = {0, 1},
+                            .started_at = T0(),
+                            .expected_end = T0() + hours(2)});
+  s->Enqueue(MakeJob("head", 1, 4));
+  EXPECT_TRUE(s->Schedule(T0()).assignments.empty());
+  EXPECT_NE(s->Explain("head", T0())->reason.find("reserved on node n1 at"), std::string::npos);
+  s->RemoveNode("n1");
+  EXPECT_EQ(s->Explain("head", T0())->reason,
+            "needs 4 x RTX4090, node n2 has 4 x RTX4090 with 2 free");
+  s->UpsertNode(MakeNode("n3", "RTX4090", 2));  // takes n1's slot
+  EXPECT_TRUE(s->Schedule(T0()).assignments.empty());
+  EXPECT_EQ(s->Explain("head", T0())->reason,
+            "needs 4 x RTX4090 on one node; the best node n2 has 2 free (2 nodes checked); GPUs "
+            "reserved on node n2 at " +
+                core::FormatRfc3339(T0() + hours(2)));
+}
+
 TEST(SchedulerTest, RunningJobsOnAnUnknownNodeAttachWhenItArrives) {
   auto s = MakeScheduler({});
-  s->MarkRunning(RunningJob{.job_id = "r", .node = "late", .gpu_indices = {0, 1},
-                            .started_at = T0(), .expected_end = T0() + hours(1)});
+  s->MarkRunning(RunningJob{.job_id = "r",
+                            .node = "late",
+                            .gpu_indices = {0, 1},
+                            .started_at = T0(),
+                            .expected_end = T0() + hours(1)});
   EXPECT_EQ(s->GpusInUse("default"), 2);
   s->UpsertNode(MakeNode("late", "RTX4090", 2));
   s->Enqueue(MakeJob("a", 1, 1));

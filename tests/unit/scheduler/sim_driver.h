@@ -1,7 +1,7 @@
 // A tiny deterministic driver for Scheduler tests: it owns simulated time, starts what a Plan
-// assigns, ends jobs when their runtime is up (MarkEnded, then Schedule again), stops preempted jobs
-// at once and queues them again, and checks after every step that no (node_id, GPU index) is held
-// twice and that GpusInUse adds up.
+// assigns, ends jobs when their runtime is up (MarkEnded, then Schedule again), stops preempted
+// jobs at once and queues them again, and checks after every step that no (node_id, GPU index) is
+// held twice and that GpusInUse adds up.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -25,8 +25,8 @@ using std::chrono::seconds;
 inline core::SystemTime T0() { return core::SystemTime(seconds(1'800'000'000)); }
 
 inline NodeInfo MakeNode(std::string id, std::string type, int gpus, double memory_gb = 24) {
-  NodeInfo node{.id = id, .node_id = std::move(id), .gpu_type = std::move(type),
-                .gpu_memory_gb = memory_gb};
+  NodeInfo node{
+      .id = id, .node_id = std::move(id), .gpu_type = std::move(type), .gpu_memory_gb = memory_gb};
   for (int i = 0; i < gpus; ++i) {
     node.gpu_indices.push_back(i);
   }
@@ -35,8 +35,12 @@ inline NodeInfo MakeNode(std::string id, std::string type, int gpus, double memo
 
 inline JobRequest MakeJob(std::string id, int64_t seq, int gpus, std::string owner = "alice",
                           int priority = 0, std::string type = "RTX4090") {
-  return JobRequest{.id = std::move(id), .owner = std::move(owner), .priority = priority,
-                    .seq = seq, .gpu_type = std::move(type), .gpu_count = gpus};
+  return JobRequest{.id = std::move(id),
+                    .owner = std::move(owner),
+                    .priority = priority,
+                    .seq = seq,
+                    .gpu_type = std::move(type),
+                    .gpu_count = gpus};
 }
 
 class Sim {
