@@ -1,6 +1,7 @@
 // Tests of lifecycle::JobController against the real SQLite store (in a temp dir), an in-memory
 // process runner (FakeProcessRunner) and a FakeClock. Every pass is a direct Tick(); the
 // controller's background loop is never started, so nothing here sleeps or races.
+#include "testing/temp_dir.h"
 #include "lifecycle/job_controller.h"
 
 #include <gtest/gtest.h>
@@ -30,28 +31,7 @@ using domain::JobSpec;
 using domain::JobState;
 using testing::FakeProcessRunner;
 
-// A fresh directory under the system temp dir, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "gpuorch-lifecycle-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-      std::abort();
-    }
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using ::gpuorch::testing::TempDir;
 
 std::vector<domain::GpuDevice> Rtx4090s(int n) {
   std::vector<domain::GpuDevice> gpus;

@@ -10,34 +10,13 @@
 #include <string>
 #include <system_error>
 
+#include "testing/temp_dir.h"
 #include "core/error.h"
 #include "store/store.h"
 
 namespace gpuorch::store::testing {
 
-// A fresh directory under the system temp dir, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "gpuorch-store-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-      std::abort();
-    }
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using ::gpuorch::testing::TempDir;
 
 // "ok", or the error's code and message, for assertion messages.
 template <typename T>
