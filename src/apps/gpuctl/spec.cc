@@ -280,6 +280,16 @@ core::Result<json> ParseSpec(std::string_view text, SpecFormat format, std::stri
     return core::Fail(UsageError(
         std::string(source) + ": a job spec must be a mapping of fields, not " + KindName(spec)));
   }
+  // Environment values are strings on the wire; a spec that writes `DEBUG: 1` or `VERBOSE: true`
+  // means "1" and "true".
+  if (spec.contains("config") && spec["config"].is_object() &&
+      spec["config"].contains("env") && spec["config"]["env"].is_object()) {
+    for (auto& [key, value] : spec["config"]["env"].items()) {
+      if (value.is_number() || value.is_boolean()) {
+        value = value.dump();
+      }
+    }
+  }
   return spec;
 }
 

@@ -64,9 +64,10 @@ TEST(SpecTest, YamlNumbersStayNumbers) {
   EXPECT_TRUE((*spec)["config"]["gpu_count"].is_number_integer());
   EXPECT_TRUE((*spec)["config"]["memory_gb"].is_number_float());
   EXPECT_DOUBLE_EQ((*spec)["config"]["memory_gb"].get<double>(), 16.5);
-  // Quoted numbers stay strings; booleans are booleans; ~ and empty are null.
+  // Quoted numbers stay strings; ~ and empty are null. Environment values are strings, as the
+  // server requires: an unquoted `VERBOSE: true` is sent as "true".
   EXPECT_EQ((*spec)["config"]["env"]["DEBUG"], "1");
-  EXPECT_EQ((*spec)["config"]["env"]["VERBOSE"], true);
+  EXPECT_EQ((*spec)["config"]["env"]["VERBOSE"], "true");
   EXPECT_TRUE((*spec)["config"]["docker_image"].is_null());
   EXPECT_TRUE((*spec)["config"]["model_name"].is_null());
   EXPECT_TRUE((*spec)["config"]["env"].is_object());
@@ -198,7 +199,7 @@ TEST(BuildSubmitBodyTest, FlagsOverrideTheFile) {
   EXPECT_EQ((*body)["config"]["docker_image"], "pytorch:2");
   EXPECT_EQ((*body)["config"]["command"], json({"python", "-u", "train.py"}));
   EXPECT_EQ((*body)["config"]["env"],
-            json({{"MODE", "prod"}, {"DEBUG", "1"}, {"VERBOSE", true}, {"NEW", "1"}}));
+            json({{"MODE", "prod"}, {"DEBUG", "1"}, {"VERBOSE", "true"}, {"NEW", "1"}}));
 }
 
 TEST(BuildSubmitBodyTest, CommandStringAndFractionalMemory) {
