@@ -1,12 +1,12 @@
 #include "api/api_router.h"
 
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 
 #include "api/internal/job_codec.h"
 #include "api/internal/log_stream.h"
 #include "core/log.h"
+#include "domain/gpu.h"
 #include "domain/templates.h"
 
 namespace gpuorch::api {
@@ -57,16 +57,6 @@ std::vector<std::string> Segments(const std::string& path, const std::string& pr
     out.pop_back();
   }
   return out;
-}
-
-std::set<std::string> KnownGpuTypes(const lifecycle::NodeStatus& node) {
-  std::set<std::string> types = {"RTX4090", "RTX3090", "RTXA6000", "A6000", "L4",  "L40S",
-                                 "A10G",    "A100",    "A10080GB", "A10040GB", "H100", "H200",
-                                 "T4",      "V100",    "B200"};
-  for (const auto& usage : node.gpus) {
-    types.insert(usage.gpu.type);
-  }
-  return types;
 }
 
 json InstanceJson(const lifecycle::NodeStatus& node) {
@@ -155,7 +145,13 @@ ApiRouter::ApiRouter(ApiDeps deps, ApiOptions options)
       clock_(deps.clock),
       ids_(deps.ids),
       options_(std::move(options)),
-      workers_(std::make_shared<core::WorkerPool>("api-worker", options_.worker_threads)) {}
+      workers_(std::make_shared<core::WorkerPool>("api-worker", options_.worker_threads)),
+      known_gpu_types_(domain::KnownGpuTypes()) {
+  // The node's GPUs are fixed for the process's life: its types join the known ones once.
+  for (const auto& usage : controller_.Node().gpus) {
+    known_gpu_types_.insert(usage.gpu.type);
+  }
+}
 
 ApiRouter::~ApiRouter() = default;
 
@@ -223,9 +219,8 @@ void ApiRouter::Submit(HttpRequest request, Responder respond) {
   if (!body) {
     return respond(ErrorResponse(body.error()));
   }
-  lifecycle::NodeStatus node = controller_.Node();
   auto spec = internal::ParseJobSpec(
-      *body, internal::SubmitLimits{.known_gpu_types = KnownGpuTypes(node),
+      *body, internal::SubmitLimits{.known_gpu_types = known_gpu_types_,
                                     .default_timeout_seconds = options_.default_timeout_seconds});
   if (!spec) {
     return respond(ErrorResponse(spec.error()));

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -74,6 +75,7 @@ class ApiRouter {
   core::IdGenerator& ids_;
   const ApiOptions options_;
   std::shared_ptr<core::WorkerPool> workers_;
+  std::set<std::string> known_gpu_types_;  // canonical GPU types a submit may name
 };
 
 }  // namespace gpuorch::api

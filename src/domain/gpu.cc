@@ -31,13 +31,32 @@ std::string CanonicalGpuType(std::string_view text) {
   return upper;
 }
 
-double KnownGpuMemoryGb(std::string_view canonical_type) {
+namespace {
+
+const std::map<std::string, double, std::less<>>& KnownMemoryTable() {
   static const std::map<std::string, double, std::less<>> known = {
       {"RTX4090", 24}, {"RTX3090", 24}, {"RTXA6000", 48}, {"A6000", 48}, {"L4", 24},
       {"L40S", 48},    {"A10G", 24},    {"A100", 80},     {"A10080GB", 80}, {"A10040GB", 40},
-      {"H100", 80},    {"H200", 141},   {"T4", 16},       {"V100", 16}};
-  auto it = known.find(canonical_type);
-  return it == known.end() ? 0 : it->second;
+      {"H100", 80},    {"H200", 141},   {"B200", 192},    {"T4", 16},       {"V100", 16}};
+  return known;
+}
+
+}  // namespace
+
+double KnownGpuMemoryGb(std::string_view canonical_type) {
+  auto it = KnownMemoryTable().find(canonical_type);
+  return it == KnownMemoryTable().end() ? 0 : it->second;
+}
+
+const std::set<std::string>& KnownGpuTypes() {
+  static const std::set<std::string> types = [] {
+    std::set<std::string> out;
+    for (const auto& [type, memory] : KnownMemoryTable()) {
+      out.insert(type);
+    }
+    return out;
+  }();
+  return types;
 }
 
 }  // namespace gpuorch::domain

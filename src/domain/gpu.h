@@ -1,6 +1,7 @@
 // GPUs as the service sees them, and the one spelling of a GPU type. Pure; thread-safe.
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,5 +24,9 @@ std::string CanonicalGpuType(std::string_view text);
 
 // GPU memory in GB for well-known types ("RTX4090" → 24), or 0 when unknown.
 double KnownGpuMemoryGb(std::string_view canonical_type);
+
+// The canonical types KnownGpuMemoryGb knows, the GPU types a job may name without a node of that
+// type being registered yet.
+const std::set<std::string>& KnownGpuTypes();
 
 }  // namespace gpuorch::domain
