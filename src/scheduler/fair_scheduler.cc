@@ -55,6 +55,10 @@ void FairScheduler::RemoveNode(const std::string& id) {
 }
 
 void FairScheduler::Enqueue(const JobRequest& job) {
+  // The caller re-announces its whole queue from time to time: an unchanged job costs nothing.
+  if (const QueuedJob* queued = queue_.Find(job.id); queued != nullptr && queued->req == job) {
+    return;
+  }
   // A job queued again holds no GPUs any more.
   EndJob(job.id, core::SystemTime{}, /*charge=*/false);
   queue_.Add(job);
