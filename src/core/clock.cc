@@ -2,11 +2,17 @@
 
 #include <ctime>
 #include <string>
+#include <thread>
 
 namespace gpuorch::core {
 
 SystemTime RealClock::Now() const { return std::chrono::system_clock::now(); }
 MonotonicTime RealClock::MonotonicNow() const { return std::chrono::steady_clock::now(); }
+void RealClock::SleepFor(std::chrono::nanoseconds d) const {
+  if (d.count() > 0) {
+    std::this_thread::sleep_for(d);
+  }
+}
 RealClock& RealClock::Instance() {
   static RealClock clock;
   return clock;
@@ -20,6 +26,11 @@ SystemTime FakeClock::Now() const {
 MonotonicTime FakeClock::MonotonicNow() const {
   std::lock_guard lock(mu_);
   return mono_;
+}
+void FakeClock::SleepFor(std::chrono::nanoseconds d) const {
+  if (d.count() > 0) {
+    const_cast<FakeClock*>(this)->Advance(d);
+  }
 }
 void FakeClock::Advance(std::chrono::nanoseconds by) {
   std::lock_guard lock(mu_);

@@ -21,6 +21,9 @@ class Clock {
   virtual ~Clock() = default;
   virtual SystemTime Now() const = 0;
   virtual MonotonicTime MonotonicNow() const = 0;
+  // Blocks the calling thread for `d` (a FakeClock advances itself instead, so retry loops with
+  // backoff run instantly and deterministically in tests).
+  virtual void SleepFor(std::chrono::nanoseconds d) const = 0;
 };
 
 // The process's real clocks.
@@ -28,6 +31,7 @@ class RealClock final : public Clock {
  public:
   SystemTime Now() const override;
   MonotonicTime MonotonicNow() const override;
+  void SleepFor(std::chrono::nanoseconds d) const override;
   // A process-wide instance for main(); libraries take a Clock& instead of calling this.
   static RealClock& Instance();
 };
@@ -38,6 +42,7 @@ class FakeClock final : public Clock {
   explicit FakeClock(SystemTime start = SystemTime(std::chrono::seconds(1'800'000'000)));
   SystemTime Now() const override;
   MonotonicTime MonotonicNow() const override;
+  void SleepFor(std::chrono::nanoseconds d) const override;  // advances this clock by d
   void Advance(std::chrono::nanoseconds by);
 
  private:

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "domain/gpu.h"
+#include "domain/instance.h"
 #include "domain/job.h"
 
 namespace gpuorch::store {
@@ -61,6 +64,68 @@ struct InsertOptions {
   // When set, the insert fails (kResourceExhausted, reason "quota_exceeded") if the job's owner
   // already has this many jobs or more in state queued. nullopt: no limit.
   std::optional<int> max_queued_jobs;
+};
+
+// A compare-and-set update of one instance. Fields left nullopt keep their stored value.
+struct InstanceUpdate {
+  std::string instance_id;
+  domain::InstanceState expected_state = domain::InstanceState::kRequested;
+  std::optional<domain::InstanceState> new_state;  // checked against domain::CanTransition
+  std::optional<std::string> status_message;
+  std::optional<std::string> provider_instance_id;
+  std::optional<std::string> node_id;
+  std::optional<std::string> join_token_hash;
+  std::optional<double> price_per_hour;
+  std::optional<std::optional<core::SystemTime>> billing_started_at;
+  std::optional<std::optional<core::SystemTime>> ready_at;
+  std::optional<std::optional<core::SystemTime>> billing_ended_at;
+  std::optional<std::optional<core::SystemTime>> last_busy_at;
+};
+
+struct InstanceQuery {
+  std::vector<domain::InstanceState> states;  // empty: any state
+  std::optional<std::string> owner;
+  std::optional<std::string> provider;
+};
+
+// A node agent that registered (a cloud instance's, or any machine started with a join token).
+struct NodeRecord {
+  std::string id;
+  std::string instance_id;                 // empty for nodes not created by us
+  std::string provider = "local";
+  std::string hostname;
+  std::vector<domain::GpuDevice> gpus;
+  std::map<std::string, std::string> labels;
+  bool container_runtime = false;
+  std::string token_hash;                  // SHA-256 hex of the node's bearer token
+  std::string state = "active";            // "active", "lost" or "gone" (deregistered)
+  core::SystemTime registered_at{};
+  core::SystemTime updated_at{};
+
+  bool operator==(const NodeRecord&) const = default;
+};
+
+// One attempt of a job on priced capacity: the basis of cost accounting. Cost = usd_per_hour ×
+// (ended_at or now − started_at).
+struct UsageRecord {
+  std::string job_id;
+  int attempt = 0;
+  std::string owner;
+  std::string instance_id;
+  std::string provider;
+  std::string node_id;
+  double usd_per_hour = 0;                 // the job's share of its instance's price
+  core::SystemTime started_at{};
+  std::optional<core::SystemTime> ended_at;
+
+  bool operator==(const UsageRecord&) const = default;
+};
+
+struct UsageQuery {
+  std::optional<std::string> owner;
+  std::optional<std::string> job_id;
+  std::optional<std::string> instance_id;
+  std::optional<core::SystemTime> active_since;  // only records not ended before this time
 };
 
 using InsertCallback = std::function<void(core::Result<InsertOutcome>)>;
@@ -119,6 +184,44 @@ class Store {
   // The job's transitions, oldest first; kNotFound when the job does not exist.
   [[nodiscard]] virtual core::Result<std::vector<domain::JobTransition>> ListTransitions(
       const std::string& job_id) = 0;
+
+  // --- instances ---
+  // Durably inserts `instance` (seq assigned by the store). kAlreadyExists when the id is taken;
+  // kInvalidArgument when its state is not requested.
+  [[nodiscard]] virtual core::Status InsertInstance(const domain::Instance& instance) = 0;
+  // The instance, or kNotFound.
+  [[nodiscard]] virtual core::Result<domain::Instance> GetInstance(const std::string& id) = 0;
+  // Matching instances, oldest first.
+  [[nodiscard]] virtual core::Result<std::vector<domain::Instance>> ListInstances(
+      const InstanceQuery& query) = 0;
+  // Applies `update` iff the instance's state is `update.expected_state` (updated_at = now).
+  // kNotFound; kAborted when the state moved on; kFailedPrecondition for an illegal arrow.
+  [[nodiscard]] virtual core::Result<domain::Instance> UpdateInstance(const InstanceUpdate& update,
+                                                                      core::SystemTime now) = 0;
+  // The non-terminal instance whose join_token_hash is `hash`, or kNotFound.
+  [[nodiscard]] virtual core::Result<domain::Instance> FindInstanceByJoinTokenHash(
+      const std::string& hash) = 0;
+
+  // --- nodes ---
+  // Inserts or replaces the node with `node.id`.
+  [[nodiscard]] virtual core::Status UpsertNode(const NodeRecord& node) = 0;
+  [[nodiscard]] virtual core::Result<NodeRecord> GetNode(const std::string& id) = 0;
+  // Every node, oldest registration first.
+  [[nodiscard]] virtual core::Result<std::vector<NodeRecord>> ListNodes() = 0;
+
+  // --- usage (cost accounting) ---
+  // Records the start of an attempt's usage. Idempotent per (job_id, attempt): a second open of the
+  // same pair changes nothing.
+  [[nodiscard]] virtual core::Status OpenUsage(const UsageRecord& usage) = 0;
+  // Sets ended_at of (job_id, attempt) when it is still open; no-op otherwise (also when absent).
+  [[nodiscard]] virtual core::Status CloseUsage(const std::string& job_id, int attempt,
+                                                core::SystemTime ended_at) = 0;
+  [[nodiscard]] virtual core::Result<std::vector<UsageRecord>> ListUsage(const UsageQuery& query) = 0;
+
+  // --- settings ---
+  // The stored value of `key`; when absent, stores `initial` first and returns it (atomically).
+  [[nodiscard]] virtual core::Result<std::string> GetOrInitSetting(const std::string& key,
+                                                                   const std::string& initial) = 0;
 
   // Succeeds when the store can read and write now; kUnavailable otherwise.
   [[nodiscard]] virtual core::Status Ping() = 0;
