@@ -29,6 +29,9 @@ struct LaunchSpec {
   std::vector<std::string> argv;             // argv[0] looked up in PATH; never run via a shell
   std::map<std::string, std::string> env;    // added to (and overriding) the service's environment
   std::string working_dir;                   // empty: attempt_dir
+  std::string job_id;                        // for runners that hand the attempt to a remote agent
+  int attempt = 0;
+  std::vector<int> gpu_indices;              // the node's GPU indices the attempt holds
 };
 
 struct AttemptHandle {
