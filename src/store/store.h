@@ -188,40 +188,40 @@ class Store {
   // --- instances ---
   // Durably inserts `instance` (seq assigned by the store). kAlreadyExists when the id is taken;
   // kInvalidArgument when its state is not requested.
-  [[nodiscard]] virtual core::Status InsertInstance(const domain::Instance& instance) = 0;
+  [[nodiscard]] virtual core::Status InsertInstance(const domain::Instance& instance);
   // The instance, or kNotFound.
-  [[nodiscard]] virtual core::Result<domain::Instance> GetInstance(const std::string& id) = 0;
+  [[nodiscard]] virtual core::Result<domain::Instance> GetInstance(const std::string& id);
   // Matching instances, oldest first.
   [[nodiscard]] virtual core::Result<std::vector<domain::Instance>> ListInstances(
-      const InstanceQuery& query) = 0;
+      const InstanceQuery& query);
   // Applies `update` iff the instance's state is `update.expected_state` (updated_at = now).
   // kNotFound; kAborted when the state moved on; kFailedPrecondition for an illegal arrow.
   [[nodiscard]] virtual core::Result<domain::Instance> UpdateInstance(const InstanceUpdate& update,
-                                                                      core::SystemTime now) = 0;
+                                                                      core::SystemTime now);
   // The non-terminal instance whose join_token_hash is `hash`, or kNotFound.
   [[nodiscard]] virtual core::Result<domain::Instance> FindInstanceByJoinTokenHash(
-      const std::string& hash) = 0;
+      const std::string& hash);
 
   // --- nodes ---
   // Inserts or replaces the node with `node.id`.
-  [[nodiscard]] virtual core::Status UpsertNode(const NodeRecord& node) = 0;
-  [[nodiscard]] virtual core::Result<NodeRecord> GetNode(const std::string& id) = 0;
+  [[nodiscard]] virtual core::Status UpsertNode(const NodeRecord& node);
+  [[nodiscard]] virtual core::Result<NodeRecord> GetNode(const std::string& id);
   // Every node, oldest registration first.
-  [[nodiscard]] virtual core::Result<std::vector<NodeRecord>> ListNodes() = 0;
+  [[nodiscard]] virtual core::Result<std::vector<NodeRecord>> ListNodes();
 
   // --- usage (cost accounting) ---
   // Records the start of an attempt's usage. Idempotent per (job_id, attempt): a second open of the
   // same pair changes nothing.
-  [[nodiscard]] virtual core::Status OpenUsage(const UsageRecord& usage) = 0;
+  [[nodiscard]] virtual core::Status OpenUsage(const UsageRecord& usage);
   // Sets ended_at of (job_id, attempt) when it is still open; no-op otherwise (also when absent).
   [[nodiscard]] virtual core::Status CloseUsage(const std::string& job_id, int attempt,
-                                                core::SystemTime ended_at) = 0;
-  [[nodiscard]] virtual core::Result<std::vector<UsageRecord>> ListUsage(const UsageQuery& query) = 0;
+                                                core::SystemTime ended_at);
+  [[nodiscard]] virtual core::Result<std::vector<UsageRecord>> ListUsage(const UsageQuery& query);
 
   // --- settings ---
   // The stored value of `key`; when absent, stores `initial` first and returns it (atomically).
   [[nodiscard]] virtual core::Result<std::string> GetOrInitSetting(const std::string& key,
-                                                                   const std::string& initial) = 0;
+                                                                   const std::string& initial);
 
   // Succeeds when the store can read and write now; kUnavailable otherwise.
   [[nodiscard]] virtual core::Status Ping() = 0;

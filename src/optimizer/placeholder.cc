@@ -1,0 +1,1 @@
+// Placeholder translation unit until the optimizer lands; see optimizer.h.
