@@ -3,8 +3,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "api/agent_api.h"
 #include "api/internal/job_codec.h"
 #include "api/internal/log_stream.h"
+#include "api/internal/route_util.h"
 #include "core/log.h"
 #include "domain/gpu.h"
 #include "domain/templates.h"
@@ -14,80 +16,12 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse JsonResponse(int status, const json& body) {
-  return HttpResponse{.status = status, .body = body.dump()};
-}
+using internal::BadRequest;
+using internal::IsJsonContentType;
+using internal::JsonResponse;
+using internal::NotFound;
+using internal::Segments;
 
-core::Error NotFound(const std::string& what) {
-  return core::Error{core::Code::kNotFound, what + " not found", "", "not_found"};
-}
-
-core::Error BadRequest(std::string message, std::string field) {
-  return core::Error{core::Code::kInvalidArgument, std::move(message), std::move(field),
-                     "bad_request"};
-}
-
-bool IsJsonContentType(const std::optional<std::string>& value) {
-  if (!value) {
-    return false;
-  }
-  std::string v;
-  for (char c : *value) {
-    v.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  }
-  v.erase(std::remove(v.begin(), v.end(), ' '), v.end());
-  return v == "application/json" || v == "application/json;charset=utf-8";
-}
-
-// Splits "/api/v1/jobs/abc/logs" after `prefix` into segments, ignoring one trailing slash.
-std::vector<std::string> Segments(const std::string& path, const std::string& prefix) {
-  std::vector<std::string> out;
-  std::string rest = path.substr(prefix.size());
-  size_t start = 0;
-  while (start <= rest.size()) {
-    size_t slash = rest.find('/', start);
-    std::string seg = rest.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-    out.push_back(seg);
-    if (slash == std::string::npos) {
-      break;
-    }
-    start = slash + 1;
-  }
-  if (!out.empty() && out.back().empty()) {
-    out.pop_back();
-  }
-  return out;
-}
-
-json InstanceJson(const lifecycle::NodeStatus& node) {
-  json gpus = json::array();
-  int free = 0;
-  std::string type;
-  for (const auto& usage : node.gpus) {
-    free += usage.job_id.empty() ? 1 : 0;
-    if (type.empty()) {
-      type = usage.gpu.type;
-    } else if (type != usage.gpu.type) {
-      type = "mixed";
-    }
-    gpus.push_back({{"index", usage.gpu.index},
-                    {"name", usage.gpu.name},
-                    {"type", usage.gpu.type},
-                    {"memory_mb", usage.gpu.memory_mb},
-                    {"uuid", usage.gpu.uuid.empty() ? json(nullptr) : json(usage.gpu.uuid)},
-                    {"job_id", usage.job_id.empty() ? json(nullptr) : json(usage.job_id)}});
-  }
-  return json{{"instance_id", node.node_id},
-              {"provider", "local"},
-              {"status", "running"},
-              {"gpu_type", type.empty() ? json(nullptr) : json(type)},
-              {"gpu_count", node.gpus.size()},
-              {"gpus_free", free},
-              {"gpu_source", node.gpu_source},
-              {"container_runtime", node.container_runtime},
-              {"running_attempts", node.live_attempts},
-              {"gpus", gpus}};
-}
 
 }  // namespace
 
@@ -146,7 +80,13 @@ ApiRouter::ApiRouter(ApiDeps deps, ApiOptions options)
       ids_(deps.ids),
       options_(std::move(options)),
       workers_(std::make_shared<core::WorkerPool>("api-worker", options_.worker_threads)),
-      known_gpu_types_(domain::KnownGpuTypes()) {
+      known_gpu_types_(domain::KnownGpuTypes()),
+      instances_(deps.instances),
+      catalog_(deps.catalog),
+      registry_(deps.registry) {
+  if (registry_ != nullptr) {
+    agent_api_ = std::make_unique<AgentApi>(*registry_, workers_);
+  }
   // The node's GPUs are fixed for the process's life: its types join the known ones once.
   for (const auto& usage : controller_.Node().gpus) {
     known_gpu_types_.insert(usage.gpu.type);
@@ -167,6 +107,12 @@ void ApiRouter::Handle(HttpRequest request, Responder respond) {
   };
   if (path == "/health") {
     return method == "GET" ? Health(std::move(respond)) : method_not_allowed("GET");
+  }
+  if (agent_api_ && agent_api_->Handle(request, respond)) {
+    return;
+  }
+  if (HandleCloud(request, respond)) {
+    return;
   }
   if (path == "/api/v1/jobs/submit") {
     return method == "POST" ? Submit(std::move(request), std::move(respond))
@@ -197,15 +143,6 @@ void ApiRouter::Handle(HttpRequest request, Responder respond) {
   if (path == "/api/v1/templates" || path == "/api/v1/templates/") {
     return method == "GET" ? Templates(std::move(respond)) : method_not_allowed("GET");
   }
-  if (path == "/api/v1/instances/" || path == "/api/v1/instances") {
-    return method == "GET" ? Instances("", std::move(respond)) : method_not_allowed("GET");
-  }
-  if (path.rfind("/api/v1/instances/", 0) == 0) {
-    auto segs = Segments(path, "/api/v1/instances/");
-    if (segs.size() == 1) {
-      return method == "GET" ? Instances(segs[0], std::move(respond)) : method_not_allowed("GET");
-    }
-  }
   respond(ErrorResponse(NotFound("route " + path)));
 }
 
@@ -224,6 +161,18 @@ void ApiRouter::Submit(HttpRequest request, Responder respond) {
                                     .default_timeout_seconds = options_.default_timeout_seconds});
   if (!spec) {
     return respond(ErrorResponse(spec.error()));
+  }
+  if (auto requirements = optimizer::RequirementsFor(*spec); !requirements) {
+    return respond(ErrorResponse(requirements.error()));
+  }
+  if (body->contains("dry_run")) {
+    const json& dry = (*body)["dry_run"];
+    if (!dry.is_boolean()) {
+      return respond(ErrorResponse(BadRequest("dry_run must be true or false", "dry_run")));
+    }
+    if (dry.get<bool>()) {
+      return DryRun(*spec, std::move(respond));
+    }
   }
   domain::Job job;
   if (auto key = request.Header("idempotency-key")) {
@@ -334,6 +283,7 @@ void ApiRouter::GetJob(const std::string& job_id, Responder respond) {
     }
     json j = internal::JobToJson(*job);
     AddWaitInfo(*job, j);
+    AddCloudInfo(*job, j);
     json transitions = json::array();
     if (auto list = store_.ListTransitions(job_id)) {
       for (const auto& t : *list) {
@@ -429,17 +379,6 @@ void ApiRouter::Templates(Responder respond) {
                     {"config", internal::SpecConfigToJson(t.defaults)}});
   }
   respond(JsonResponse(200, json{{"templates", list}}));
-}
-
-void ApiRouter::Instances(const std::string& instance_id, Responder respond) {
-  lifecycle::NodeStatus node = controller_.Node();
-  if (instance_id.empty()) {
-    return respond(JsonResponse(200, json{{"instances", json::array({InstanceJson(node)})}}));
-  }
-  if (instance_id != node.node_id) {
-    return respond(ErrorResponse(NotFound("instance " + instance_id)));
-  }
-  respond(JsonResponse(200, InstanceJson(node)));
 }
 
 void ApiRouter::Health(Responder respond) {

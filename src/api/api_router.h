@@ -19,7 +19,10 @@
 #include "core/error.h"
 #include "core/ids.h"
 #include "core/worker_pool.h"
+#include "lifecycle/instance_manager.h"
 #include "lifecycle/job_controller.h"
+#include "lifecycle/node_registry.h"
+#include "optimizer/offer_catalog.h"
 #include "store/store.h"
 
 namespace gpuorch::api {
@@ -29,7 +32,13 @@ struct ApiDeps {
   lifecycle::JobController& controller;
   const core::Clock& clock;
   core::IdGenerator& ids;
+  // Cloud capacity; each null when not wired (then its routes answer 404 or empty lists).
+  lifecycle::InstanceManager* instances = nullptr;
+  optimizer::OfferCatalog* catalog = nullptr;
+  lifecycle::NodeRegistry* registry = nullptr;
 };
+
+class AgentApi;
 
 struct ApiOptions {
   int64_t default_timeout_seconds = 24 * 3600;
@@ -67,6 +76,18 @@ class ApiRouter {
   // Adds "queue_position" (null unless queued) and, for a queued job, why it waits.
   void AddWaitInfo(const domain::Job& job, nlohmann::json& out) const;
   void Instances(const std::string& instance_id, Responder respond);
+  void TerminateInstance(const std::string& instance_id, Responder respond);
+  void Nodes(Responder respond);
+  void Providers(Responder respond);
+  void ProviderPricing(const std::string& provider, Responder respond);
+  void ProviderStatus(const std::string& provider, Responder respond);
+  void Costs(Responder respond);
+  // Submit with "dry_run": true: the ranked offers and estimated cost, nothing stored or rented.
+  void DryRun(const domain::JobSpec& spec, Responder respond);
+  // Adds "cost_usd" (usage so far) and, for a queued job, "provisioning" (the cloud choice).
+  void AddCloudInfo(const domain::Job& job, nlohmann::json& out) const;
+  // The cloud routes: true when `request` was one of them (and answered).
+  bool HandleCloud(const HttpRequest& request, Responder& respond);
   void Health(Responder respond);
 
   store::Store& store_;
@@ -76,6 +97,10 @@ class ApiRouter {
   const ApiOptions options_;
   std::shared_ptr<core::WorkerPool> workers_;
   std::set<std::string> known_gpu_types_;  // canonical GPU types a submit may name
+  lifecycle::InstanceManager* instances_;
+  optimizer::OfferCatalog* catalog_;
+  lifecycle::NodeRegistry* registry_;
+  std::unique_ptr<AgentApi> agent_api_;
 };
 
 }  // namespace gpuorch::api

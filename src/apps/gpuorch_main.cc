@@ -2,6 +2,8 @@
 //
 //   gpuorch serve [--listen HOST:PORT] [--data-dir DIR] [--config FILE] [--init-db]
 //   gpuorch migrate [--data-dir DIR] [--config FILE]
+//   gpuorch agent [--server URL] [--join-token TOKEN] [--data-dir DIR] [--node-name NAME]
+//                 [--gpus TYPE:COUNT[:MEM_GB],...]
 //   gpuorch version
 //
 // Builds the object graph (store, GPU probe, process runner, job controller, HTTP routes) and owns the
@@ -20,11 +22,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "agent/container_runtime.h"
 #include "agent/gpu_probe.h"
+#include "agent/node_agent.h"
 #include "agent/process_runner.h"
 #include "api/api_router.h"
 #include "api/http_server.h"
@@ -33,7 +38,12 @@
 #include "core/env.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/periodic_loop.h"
+#include "lifecycle/instance_manager.h"
 #include "lifecycle/job_controller.h"
+#include "lifecycle/node_registry.h"
+#include "optimizer/offer_catalog.h"
+#include "providers/factory.h"
 #include "scheduler/scheduler.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -186,12 +196,80 @@ int RunServe(const CommonFlags& flags) {
                                       .default_timeout_seconds = config.default_timeout_seconds,
                                       .loop_interval = config.scheduler_interval,
                                       .scheduling = SchedulingConfig(config)});
+  auto ids = core::MakeRandomIdGenerator(clock);
+
+  // Cloud capacity: provider adapters, their offers, agents' nodes and the instances we rent.
+  std::string deployment_id = config.deployment_id;
+  if (deployment_id.empty()) {
+    auto stored = (*store)->GetOrInitSetting("deployment_id", "gpuorch-" + core::RandomHexToken(6));
+    if (!stored) {
+      return Fatal("store: " + stored.error().message);
+    }
+    deployment_id = *stored;
+  }
+  auto providers = providers::MakeProviders(
+      providers::ProviderSettings{.deployment_id = deployment_id,
+                                  .values = config.provider_settings},
+      clock);
+  std::vector<providers::Provider*> provider_ptrs;
+  for (auto& p : providers) {
+    provider_ptrs.push_back(p.get());
+    spdlog::info("provider {}: {}", p->Name(), p->Configured() ? "configured" : "not configured");
+  }
+  optimizer::OfferCatalog catalog(
+      provider_ptrs, clock,
+      optimizer::CatalogOptions{
+          .refresh_interval = std::chrono::duration_cast<std::chrono::milliseconds>(config.offer_refresh),
+          .ttl = std::chrono::duration_cast<std::chrono::milliseconds>(config.offer_ttl)});
+  lifecycle::NodeRegistry registry(**store, clock,
+                                   lifecycle::NodeRegistryOptions{
+                                       .data_dir = config.data_dir,
+                                       .lost_after = config.node_lost_after,
+                                       .static_join_token = config.join_token});
+  std::map<std::string, std::string> images;
+  for (const auto& [provider, key] : std::map<std::string, std::string>{
+           {"runpod", "RUNPOD_IMAGE"}, {"vastai", "VAST_IMAGE"}, {"aws", "AWS_AMI_ID"}}) {
+    if (auto it = config.provider_settings.find(key); it != config.provider_settings.end()) {
+      images[provider] = it->second;
+    }
+  }
+  lifecycle::InstanceManager instances(
+      lifecycle::InstanceManagerDeps{.store = **store,
+                                     .clock = clock,
+                                     .ids = *ids,
+                                     .catalog = catalog,
+                                     .providers = provider_ptrs,
+                                     .registry = registry,
+                                     .controller = controller},
+      lifecycle::InstanceManagerOptions{.deployment_id = deployment_id,
+                                        .public_url = config.public_url,
+                                        .loop_interval = config.instance_loop_interval,
+                                        .reconcile_interval = config.reconcile_interval,
+                                        .provision_after = config.provision_after,
+                                        .boot_timeout = config.boot_timeout,
+                                        .idle_timeout_seconds = config.idle_timeout_seconds,
+                                        .max_instances = config.max_instances,
+                                        .warm_pool = config.warm_pool,
+                                        .images = images,
+                                        .crash_point = config.crash_point});
+  registry.SetListener(&instances);
+  if (auto ok = registry.Recover(); !ok) {
+    return Fatal(ok.error().message);
+  }
   if (auto ok = controller.Recover(); !ok) {
     return Fatal(ok.error().message);
   }
   controller.Start();
-  auto ids = core::MakeRandomIdGenerator(clock);
-  api::ApiRouter router(api::ApiDeps{**store, controller, clock, *ids},
+  core::PeriodicLoop registry_loop("node-registry", std::chrono::milliseconds(1000),
+                                   [&registry] { registry.Tick(); });
+  registry_loop.Start();
+  api::ApiRouter router(api::ApiDeps{.store = **store,
+                                     .controller = controller,
+                                     .clock = clock,
+                                     .ids = *ids,
+                                     .instances = &instances,
+                                     .catalog = &catalog,
+                                     .registry = &registry},
                         api::ApiOptions{.default_timeout_seconds = config.default_timeout_seconds,
                                         .version = kVersion,
                                         .max_queued_jobs = [&config](const std::string& owner) {
@@ -210,6 +288,15 @@ int RunServe(const CommonFlags& flags) {
     controller.Stop();
     return Fatal(server.error().message);
   }
+  if (config.public_url.empty()) {
+    const std::string host = config.listen_host == "0.0.0.0" || config.listen_host == "::"
+                                 ? "127.0.0.1"
+                                 : config.listen_host;
+    instances.SetPublicUrl("http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+                           ":" + std::to_string((*server)->port()));
+  }
+  catalog.Start();
+  instances.Start();
   std::string gpu_text = std::to_string(gpus->size()) + " GPU(s)";
   if (!gpus->empty()) {
     gpu_text += " (" + gpus->front().type + ", " + probe->Source() + ")";
@@ -229,7 +316,66 @@ int RunServe(const CommonFlags& flags) {
                "the next start)",
                received == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Stop();
+  instances.Stop();
+  catalog.Stop();
+  registry_loop.Stop();
   controller.Stop();
+  return 0;
+}
+
+struct AgentFlags {
+  std::optional<std::string> server;
+  std::optional<std::string> join_token;
+  std::optional<std::string> data_dir;
+  std::optional<std::string> node_name;
+  std::optional<std::string> gpus;
+  std::optional<std::string> log_level;
+};
+
+// `gpuorch agent`: joins a service as a node and runs the attempts it assigns. Flags win over the
+// environment (GPUORCH_SERVER, GPUORCH_JOIN_TOKEN, GPUORCH_DATA_DIR, GPUORCH_NODE_NAME,
+// GPUORCH_LOCAL_GPUS). SIGTERM/SIGINT stop it; the attempts keep running under their shims.
+int RunAgent(const AgentFlags& flags) {
+  core::InitLogging(flags.log_level.value_or(core::GetEnv("GPUORCH_LOG_LEVEL").value_or("info")));
+  agent::NodeAgentOptions options{
+      .server_url = flags.server.value_or(core::GetEnv("GPUORCH_SERVER").value_or("")),
+      .join_token = flags.join_token.value_or(core::GetEnv("GPUORCH_JOIN_TOKEN").value_or("")),
+      .data_dir = flags.data_dir.value_or(core::GetEnv("GPUORCH_DATA_DIR").value_or("./agent-data")),
+      .node_name = flags.node_name.value_or(core::GetEnv("GPUORCH_NODE_NAME").value_or("")),
+      .local_gpus = flags.gpus ? flags.gpus : core::GetEnv("GPUORCH_LOCAL_GPUS")};
+  if (options.server_url.empty()) {
+    return Fatal("agent: --server (or GPUORCH_SERVER) is required");
+  }
+  // Taken by sigwait() below (SIGUSR1: main's own wake-up once Run() returned by itself); blocked
+  // before any thread exists.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  auto node = agent::NodeAgent::Create(std::move(options), core::RealClock::Instance());
+  if (!node) {
+    return Fatal(node.error().message);
+  }
+  agent::NodeAgent& running = **node;
+  std::thread waiter([&running, stop_signals] {
+    int received = 0;
+    sigwait(&stop_signals, &received);
+    if (received != SIGUSR1) {
+      spdlog::info("agent: received {}, stopping (attempts keep running)",
+                   received == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+    running.Stop();
+  });
+  core::Status result = running.Run();
+  ::kill(::getpid(), SIGUSR1);
+  waiter.join();
+  if (!result) {
+    spdlog::error("{}", result.error().message);
+    return result.error().reason == "node_gone" ? 3 : 1;
+  }
   return 0;
 }
 
@@ -252,8 +398,24 @@ int main(int argc, char** argv) {
   serve->add_flag("--init-db", flags.init_db, "create or upgrade the database schema, then exit");
   CLI::App* migrate = app.add_subcommand("migrate", "create or upgrade the database schema");
   add_common(migrate);
+  gpuorch::AgentFlags agent_flags;
+  CLI::App* agent = app.add_subcommand("agent", "join a service as a node and run its jobs");
+  agent->add_option("--server", agent_flags.server, "URL of the service (GPUORCH_SERVER)");
+  agent->add_option("--join-token", agent_flags.join_token,
+                    "join token, needed until the node is registered (GPUORCH_JOIN_TOKEN)");
+  agent->add_option("--data-dir", agent_flags.data_dir,
+                    "state and attempt directory (GPUORCH_DATA_DIR, default ./agent-data)");
+  agent->add_option("--node-name", agent_flags.node_name,
+                    "name of this node (GPUORCH_NODE_NAME, default the hostname)");
+  agent->add_option("--gpus", agent_flags.gpus,
+                    "declared GPUs TYPE:COUNT[:MEM_GB],... instead of nvidia-smi "
+                    "(GPUORCH_LOCAL_GPUS)");
+  agent->add_option("--log-level", agent_flags.log_level, "trace|debug|info|warn|error");
   app.add_subcommand("version", "print the version");
   CLI11_PARSE(app, argc, argv);
+  if (agent->parsed()) {
+    return gpuorch::RunAgent(agent_flags);
+  }
   if (serve->parsed()) {
     return gpuorch::RunServe(flags);
   }

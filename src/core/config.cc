@@ -166,8 +166,87 @@ const std::vector<std::string>& Keys() {
       "GPUORCH_DEFAULT_TIMEOUT_SECONDS", "GPUORCH_GROUP_COMMIT_MAX_BATCH",
       "GPUORCH_CONTAINER_RUNTIME", "GPUORCH_QUOTA_MAX_GPUS", "GPUORCH_QUOTA_MAX_QUEUED_JOBS",
       "GPUORCH_USER_QUOTAS", "GPUORCH_USER_WEIGHTS", "GPUORCH_FAIR_SHARE_HALF_LIFE_SECONDS",
-      "GPUORCH_BACKFILL", "GPUORCH_PREEMPTION"};
+      "GPUORCH_BACKFILL", "GPUORCH_PREEMPTION", "GPUORCH_PUBLIC_URL", "GPUORCH_JOIN_TOKEN",
+      "GPUORCH_DEPLOYMENT_ID", "GPUORCH_NODE_LOST_SECONDS", "GPUORCH_INSTANCE_LOOP_MS",
+      "GPUORCH_RECONCILE_INTERVAL_MS", "GPUORCH_PROVISION_AFTER_MS", "GPUORCH_BOOT_TIMEOUT_SECONDS",
+      "GPUORCH_IDLE_TIMEOUT_SECONDS", "GPUORCH_MAX_INSTANCES", "GPUORCH_WARM_POOL",
+      "GPUORCH_OFFER_REFRESH_SECONDS", "GPUORCH_OFFER_TTL_SECONDS", "GPUORCH_CRASH_POINT"};
   return keys;
+}
+
+Result<std::map<std::string, int>> ParseWarmPool(const std::string& key, const std::string& value) {
+  std::map<std::string, int> pool;
+  size_t start = 0;
+  while (start < value.size()) {
+    size_t comma = value.find(',', start);
+    std::string item = Trim(value.substr(start, comma == std::string::npos ? std::string::npos
+                                                                            : comma - start));
+    start = comma == std::string::npos ? value.size() : comma + 1;
+    if (item.empty()) {
+      continue;
+    }
+    size_t colon = item.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      return Fail(Code::kInvalidArgument, key + ": expected TYPE:COUNT, got '" + item + "'", key,
+                  "invalid_config");
+    }
+    GPUORCH_ASSIGN_OR_RETURN(int64_t count, ParseInt(key, item.substr(colon + 1), 0, 1000));
+    pool[item.substr(0, colon)] = static_cast<int>(count);
+  }
+  return pool;
+}
+
+// The keys of cloud capacity and node agents.
+Status ApplyCloudValue(const std::string& key, const std::string& value, Config& config) {
+  if (key == "GPUORCH_PUBLIC_URL") {
+    config.public_url = value;
+  } else if (key == "GPUORCH_JOIN_TOKEN") {
+    config.join_token = value;
+  } else if (key == "GPUORCH_DEPLOYMENT_ID") {
+    config.deployment_id = value;
+  } else if (key == "GPUORCH_NODE_LOST_SECONDS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 1, 86400));
+    config.node_lost_after = std::chrono::seconds(v);
+  } else if (key == "GPUORCH_INSTANCE_LOOP_MS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 10, 3600000));
+    config.instance_loop_interval = std::chrono::milliseconds(v);
+  } else if (key == "GPUORCH_RECONCILE_INTERVAL_MS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 10, 3600000));
+    config.reconcile_interval = std::chrono::milliseconds(v);
+  } else if (key == "GPUORCH_PROVISION_AFTER_MS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 0, 86400000));
+    config.provision_after = std::chrono::milliseconds(v);
+  } else if (key == "GPUORCH_BOOT_TIMEOUT_SECONDS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 1, 86400));
+    config.boot_timeout = std::chrono::seconds(v);
+  } else if (key == "GPUORCH_IDLE_TIMEOUT_SECONDS") {
+    GPUORCH_ASSIGN_OR_RETURN(config.idle_timeout_seconds, ParseInt(key, value, 0, 30LL * 86400));
+  } else if (key == "GPUORCH_MAX_INSTANCES") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 0, 100000));
+    config.max_instances = static_cast<int>(v);
+  } else if (key == "GPUORCH_WARM_POOL") {
+    GPUORCH_ASSIGN_OR_RETURN(config.warm_pool, ParseWarmPool(key, value));
+  } else if (key == "GPUORCH_OFFER_REFRESH_SECONDS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 1, 86400));
+    config.offer_refresh = std::chrono::seconds(v);
+  } else if (key == "GPUORCH_OFFER_TTL_SECONDS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 1, 7 * 86400));
+    config.offer_ttl = std::chrono::seconds(v);
+  } else if (key == "GPUORCH_CRASH_POINT") {
+    if (!value.empty() && value != "before_provider_call" && value != "after_provider_call") {
+      return Fail(Code::kInvalidArgument,
+                  key + " must be before_provider_call or after_provider_call", key,
+                  "invalid_config");
+    }
+    config.crash_point = value;
+  } else if (std::find(ProviderSettingKeys().begin(), ProviderSettingKeys().end(), key) !=
+             ProviderSettingKeys().end()) {
+    config.provider_settings[key] = value;
+  } else {
+    return Fail(Code::kInvalidArgument, "unknown configuration key '" + key + "'", key,
+                "invalid_config");
+  }
+  return Ok();
 }
 
 // The keys of scheduling at cluster scale; unknown keys are an error naming the key.
@@ -189,13 +268,20 @@ Status ApplySchedulingValue(const std::string& key, const std::string& value, Co
   } else if (key == "GPUORCH_PREEMPTION") {
     GPUORCH_ASSIGN_OR_RETURN(config.preemption, ParseBool(key, value));
   } else {
-    return Fail(Code::kInvalidArgument, "unknown configuration key '" + key + "'", key,
-                "invalid_config");
+    return ApplyCloudValue(key, value, config);
   }
   return Ok();
 }
 
 }  // namespace
+
+const std::vector<std::string>& ProviderSettingKeys() {
+  static const std::vector<std::string> keys = {
+      "RUNPOD_API_KEY",    "RUNPOD_API_URL",        "VAST_API_KEY",      "VAST_API_URL",
+      "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+      "AWS_EC2_ENDPOINT",  "AWS_AMI_ID",            "RUNPOD_IMAGE",      "VAST_IMAGE"};
+  return keys;
+}
 
 Status ParseListen(const std::string& text, Config& config) {
   size_t colon = text.rfind(':');
@@ -293,6 +379,11 @@ Result<Config> LoadConfig(const std::optional<std::string>& config_file) {
   for (const std::string& key : Keys()) {
     if (auto value = GetEnv(key)) {
       GPUORCH_TRY(ApplyConfigValue(key, *value, config));
+    }
+  }
+  for (const std::string& key : ProviderSettingKeys()) {
+    if (auto value = GetEnv(key)) {
+      config.provider_settings[key] = *value;
     }
   }
   return config;

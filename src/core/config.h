@@ -55,7 +55,32 @@ struct Config {
   std::chrono::seconds fair_share_half_life{3600};
   bool backfill = true;    // GPUORCH_BACKFILL=true|false
   bool preemption = true;  // GPUORCH_PREEMPTION=true|false
+
+  // Cloud capacity and node agents.
+  std::string public_url;   // GPUORCH_PUBLIC_URL: what agents dial; empty: http://<listen address>
+  std::string join_token;   // GPUORCH_JOIN_TOKEN: multi-use token for self-run agents; empty: none
+  std::string deployment_id;  // GPUORCH_DEPLOYMENT_ID: our tag at providers; empty: made once, stored
+  std::chrono::seconds node_lost_after{60};              // GPUORCH_NODE_LOST_SECONDS
+  std::chrono::milliseconds instance_loop_interval{2000};  // GPUORCH_INSTANCE_LOOP_MS
+  std::chrono::milliseconds reconcile_interval{10000};   // GPUORCH_RECONCILE_INTERVAL_MS
+  std::chrono::milliseconds provision_after{5000};       // GPUORCH_PROVISION_AFTER_MS
+  std::chrono::seconds boot_timeout{600};                // GPUORCH_BOOT_TIMEOUT_SECONDS
+  int64_t idle_timeout_seconds = 300;                    // GPUORCH_IDLE_TIMEOUT_SECONDS
+  int max_instances = 10;                                // GPUORCH_MAX_INSTANCES
+  std::map<std::string, int> warm_pool;                  // GPUORCH_WARM_POOL "A100:1,H100:2"
+  std::chrono::seconds offer_refresh{60};                // GPUORCH_OFFER_REFRESH_SECONDS
+  std::chrono::seconds offer_ttl{300};                   // GPUORCH_OFFER_TTL_SECONDS
+  std::string crash_point;  // GPUORCH_CRASH_POINT: fault injection for crash tests; empty: off
+
+  // Provider credentials and endpoints (the providers' own variable names). A provider without
+  // its key is not configured and never called.
+  std::map<std::string, std::string> provider_settings;  // e.g. "RUNPOD_API_KEY" → value
 };
+
+// The provider variables read from the environment and config files: RUNPOD_API_KEY,
+// RUNPOD_API_URL, VAST_API_KEY, VAST_API_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+// AWS_SESSION_TOKEN, AWS_REGION, AWS_EC2_ENDPOINT, AWS_AMI_ID, RUNPOD_IMAGE, VAST_IMAGE.
+const std::vector<std::string>& ProviderSettingKeys();
 
 // The quota of `user`: their entry in user_quotas, else default_quota.
 const UserQuota& QuotaFor(const Config& config, const std::string& user);

@@ -61,27 +61,94 @@ JobController::JobController(JobControllerDeps deps, JobControllerOptions option
       clock_(deps.clock),
       options_(std::move(options)),
       scheduler_(scheduler::MakeScheduler(options_.scheduling)) {
-  // The scheduler places jobs on nodes of one GPU type: this machine is one such node per type.
+  NodeSlot local{.spec = NodeSpec{.node_id = options_.node_id,
+                                  .gpus = options_.gpus,
+                                  .container_runtime = options_.container_runtime},
+                 .runner = &runner_};
+  auto [it, inserted] = nodes_.emplace(options_.node_id, std::move(local));
+  UpsertSchedulerNodes(it->second);
+  PublishView();
+}
+
+void JobController::UpsertSchedulerNodes(const NodeSlot& slot) {
+  // The scheduler places jobs on nodes of one GPU type: a machine is one such node per type.
+  const NodeSpec& spec = slot.spec;
   std::map<std::string, scheduler::NodeInfo> by_type;
-  for (const auto& gpu : options_.gpus) {
+  for (const auto& gpu : spec.gpus) {
     auto [it, inserted] = by_type.try_emplace(gpu.type);
     scheduler::NodeInfo& node = it->second;
     if (inserted) {
       node = scheduler::NodeInfo{
-          .id = by_type.size() == 1 ? options_.node_id : options_.node_id + "/" + gpu.type,
-          .node_id = options_.node_id,
+          .id = by_type.size() == 1 ? spec.node_id : spec.node_id + "/" + gpu.type,
+          .node_id = spec.node_id,
+          .provider = spec.provider,
+          .labels = spec.labels,
           .gpu_type = gpu.type,
           .gpu_memory_gb = static_cast<double>(gpu.memory_mb) / 1024.0,
-          .container_runtime = !options_.container_runtime.empty()};
+          .container_runtime = !spec.container_runtime.empty()};
     }
     node.gpu_memory_gb = std::min(node.gpu_memory_gb, static_cast<double>(gpu.memory_mb) / 1024.0);
     node.gpu_indices.push_back(gpu.index);
-    scheduler_node_of_gpu_[gpu.index] = node.id;
+    scheduler_node_of_gpu_[{spec.node_id, gpu.index}] = node.id;
   }
   for (const auto& [type, node] : by_type) {
     scheduler_->UpsertNode(node);
   }
-  PublishView();
+}
+
+agent::ProcessRunner& JobController::RunnerOf(const std::string& node_id) {
+  auto it = nodes_.find(node_id);
+  return it != nodes_.end() && it->second.runner != nullptr ? *it->second.runner : runner_;
+}
+
+void JobController::AddNode(NodeSpec node) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(node.node_id);
+    if (it != nodes_.end() && !it->second.lost) {
+      // Re-announced (a restart of the service or the agent): keep its GPUs' holders as they are.
+      it->second.spec.runner = node.runner;
+      it->second.runner = node.runner.get();
+      it->second.spec.price_per_hour = node.price_per_hour;
+      it->second.spec.instance_id = node.instance_id;
+    } else {
+      NodeSlot slot{.spec = std::move(node)};
+      slot.runner = slot.spec.runner.get();
+      const std::string id = slot.spec.node_id;
+      nodes_[id] = std::move(slot);
+      UpsertSchedulerNodes(nodes_[id]);
+      spdlog::info("node {} joined with {} GPU(s)", id, nodes_[id].spec.gpus.size());
+    }
+    PublishView();
+  }
+  Notify();
+}
+
+void JobController::NodeLost(const std::string& node_id, const std::string& reason) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(node_id);
+    if (it == nodes_.end() || it->second.lost || node_id == options_.node_id) {
+      return;
+    }
+    it->second.lost = true;
+    it->second.lost_reason = reason;
+    std::set<std::string> scheduler_nodes;
+    for (auto m = scheduler_node_of_gpu_.begin(); m != scheduler_node_of_gpu_.end();) {
+      if (m->first.first == node_id) {
+        scheduler_nodes.insert(m->second);
+        m = scheduler_node_of_gpu_.erase(m);
+      } else {
+        ++m;
+      }
+    }
+    for (const auto& id : scheduler_nodes) {
+      scheduler_->RemoveNode(id);
+    }
+    spdlog::warn("node {} lost: {}", node_id, reason);
+    PublishView();
+  }
+  Notify();
 }
 
 JobController::~JobController() { Stop(); }
@@ -126,8 +193,9 @@ void JobController::TrackRunning(const Job& job, const LiveAttempt& live) {
   scheduler_->MarkRunning(scheduler::RunningJob{
       .job_id = job.id,
       .owner = job.owner,
-      .node = live.gpu_indices.empty() ? options_.node_id
-                                       : scheduler_node_of_gpu_[live.gpu_indices.front()],
+      .node = live.gpu_indices.empty()
+                  ? live.node_id
+                  : scheduler_node_of_gpu_[{live.node_id, live.gpu_indices.front()}],
       .gpu_indices = live.gpu_indices,
       .priority = job.spec.priority,
       .preemptible = job.spec.preemptible,
@@ -173,10 +241,16 @@ core::Status JobController::Recover() {
   int reattached = 0;
   int settled = 0;
   for (const Job& job : *active) {
-    if (!job.node_id.empty() && job.node_id != options_.node_id) {
+    const std::string node_id = job.node_id.empty() ? options_.node_id : job.node_id;
+    auto slot = nodes_.find(node_id);
+    if (slot == nodes_.end() || slot->second.lost) {
+      // Its node did not come back: nothing of the attempt can be reached, so it runs nowhere.
+      LiveAttempt gone{.node_id = node_id, .job_id = job.id, .attempt = job.attempt};
+      RequeueAfterNodeLoss(job, gone, "node " + node_id + " is gone");
+      ++settled;
       continue;
     }
-    agent::AttemptProbe probe = runner_.Probe(AttemptDir(job.id, job.attempt));
+    agent::AttemptProbe probe = RunnerOf(node_id).Probe(AttemptDir(job.id, job.attempt));
     if (probe.status == agent::AttemptStatus::kNotStarted && job.state == JobState::kScheduled) {
       // The service stopped between choosing GPUs and starting the process: nothing ran, so the
       // attempt does not count against the job's retries.
@@ -207,11 +281,13 @@ core::Status JobController::Recover() {
     }
     if (probe.status == agent::AttemptStatus::kRunning) {
       // Without a handle yet, the shim is still writing its pid file; PollAttempts picks it up.
-      LiveAttempt live{.job_id = job.id,
+      LiveAttempt live{.node_id = node_id,
+                       .job_id = job.id,
                        .attempt = job.attempt,
                        .handle = probe.handle.value_or(agent::AttemptHandle{
                            .attempt_dir = AttemptDir(job.id, job.attempt)}),
-                       .gpu_indices = job.gpu_indices};
+                       .gpu_indices = job.gpu_indices,
+                       .billed = slot->second.spec.price_per_hour > 0};
       int64_t timeout = job.spec.timeout_seconds > 0 ? job.spec.timeout_seconds
                                                      : options_.default_timeout_seconds;
       if (current.started_at) {
@@ -222,8 +298,10 @@ core::Status JobController::Recover() {
       ++reattached;
     } else if (probe.status == agent::AttemptStatus::kExited) {
       SettleAttempt(current, probe.exit_code, "exited while the service was down");
+      (void)store_.CloseUsage(job.id, job.attempt, clock_.Now());
       ++settled;
     } else {
+      (void)store_.CloseUsage(job.id, job.attempt, clock_.Now());
       SettleAttempt(current, std::nullopt, "attempt lost: its process was gone after a restart");
       ++settled;
     }
@@ -234,17 +312,24 @@ core::Status JobController::Recover() {
     return core::Fail(stopped.error().WithContext("recover"));
   }
   for (const Job& job : *stopped) {
-    if (job.exit_code || !job.started_at || job.attempt == 0 ||
-        (!job.node_id.empty() && job.node_id != options_.node_id)) {
+    const std::string node_id = job.node_id.empty() ? options_.node_id : job.node_id;
+    auto slot = nodes_.find(node_id);
+    if (job.exit_code || !job.started_at || job.attempt == 0) {
       continue;
     }
-    agent::AttemptProbe probe = runner_.Probe(AttemptDir(job.id, job.attempt));
+    if (slot == nodes_.end() || slot->second.lost) {
+      RecordExitOfStoppedJob(job.id, std::nullopt);
+      continue;
+    }
+    agent::AttemptProbe probe = RunnerOf(node_id).Probe(AttemptDir(job.id, job.attempt));
     if (probe.status == agent::AttemptStatus::kRunning) {
-      LiveAttempt live{.job_id = job.id,
+      LiveAttempt live{.node_id = node_id,
+                       .job_id = job.id,
                        .attempt = job.attempt,
                        .handle = probe.handle.value_or(agent::AttemptHandle{
                            .attempt_dir = AttemptDir(job.id, job.attempt)}),
                        .gpu_indices = job.gpu_indices,
+                       .billed = slot->second.spec.price_per_hour > 0,
                        .stopping = true};
       BeginStopping(live);
       live_[job.id] = live;
@@ -289,7 +374,8 @@ void JobController::PollAttempts(bool& freed) {
   const auto mono_now = clock_.MonotonicNow();
   for (auto it = live_.begin(); it != live_.end();) {
     LiveAttempt& live = it->second;
-    agent::AttemptProbe probe = runner_.Probe(live.handle.attempt_dir);
+    agent::ProcessRunner& runner = RunnerOf(live.node_id);
+    agent::AttemptProbe probe = runner.Probe(live.handle.attempt_dir);
     if (probe.handle && live.handle.job_pid <= 0) {
       live.handle = *probe.handle;
       if (live.stopping) {
@@ -299,11 +385,18 @@ void JobController::PollAttempts(bool& freed) {
     if (probe.status != agent::AttemptStatus::kRunning) {
       std::optional<int> exit_code = probe.exit_code;
       scheduler_->MarkEnded(live.job_id, now);
+      CloseUsage(live);
+      auto node = nodes_.find(live.node_id);
+      const bool node_lost = node != nodes_.end() && node->second.lost &&
+                             probe.status != agent::AttemptStatus::kExited;
       if (live.stopping) {
         RecordExitOfStoppedJob(live.job_id, exit_code);
       } else if (auto job = store_.GetJob(live.job_id);
                  job && job->attempt == live.attempt && !domain::IsTerminal(job->state)) {
-        if (!live.preempted_by.empty()) {
+        if (node_lost) {
+          RequeueAfterNodeLoss(*job, live, "node " + live.node_id + " lost (" +
+                                               node->second.lost_reason + ")");
+        } else if (!live.preempted_by.empty()) {
           auto requeued = Update({.job_id = job->id,
                                   .expected_state = job->state,
                                   .new_state = JobState::kQueued,
@@ -342,7 +435,7 @@ void JobController::PollAttempts(bool& freed) {
     }
     if (live.term_sent_at && !live.kill_sent &&
         mono_now - *live.term_sent_at >= options_.kill_grace) {
-      (void)runner_.Signal(live.handle, SIGKILL);
+      (void)runner.Signal(live.handle, SIGKILL);
       live.kill_sent = true;
       spdlog::info("job {}: grace period over, sent SIGKILL", live.job_id);
     }
@@ -354,10 +447,11 @@ void JobController::BeginStopping(LiveAttempt& live) {
   if (live.term_sent_at || live.handle.job_pid <= 0) {
     return;  // already stopping, or the pid is not known yet (PollAttempts calls again)
   }
-  (void)runner_.Signal(live.handle, SIGTERM);
+  agent::ProcessRunner& runner = RunnerOf(live.node_id);
+  (void)runner.Signal(live.handle, SIGTERM);
   live.term_sent_at = clock_.MonotonicNow();
   if (options_.kill_grace.count() == 0) {
-    (void)runner_.Signal(live.handle, SIGKILL);
+    (void)runner.Signal(live.handle, SIGKILL);
     live.kill_sent = true;
   }
 }
@@ -443,7 +537,7 @@ void JobController::Schedule() {
       scheduler_->Dequeue(assignment.job_id);
       continue;
     }
-    if (!StartAttempt(*job, assignment.gpu_indices)) {
+    if (!StartAttempt(*job, assignment.node_id, assignment.gpu_indices)) {
       scheduler_->Unreserve(assignment.job_id);
       if (auto now_stored = store_.GetJob(assignment.job_id)) {
         Requeue(*now_stored);
@@ -453,11 +547,12 @@ void JobController::Schedule() {
 }
 
 std::vector<std::string> JobController::BuildArgv(const Job& job,
+                                                  const std::string& container_runtime,
                                                   const std::vector<int>& gpu_indices) const {
   if (job.spec.docker_image.empty()) {
     return job.spec.command;
   }
-  const std::string& rt = options_.container_runtime;
+  const std::string& rt = container_runtime;
   std::vector<std::string> argv = {rt, "run", "--rm", "--init", "--name",
                                    "gpuorch-" + job.id + "-" + std::to_string(job.attempt + 1)};
   if (!gpu_indices.empty()) {
@@ -472,63 +567,129 @@ std::vector<std::string> JobController::BuildArgv(const Job& job,
   return argv;
 }
 
-bool JobController::StartAttempt(const Job& job, const std::vector<int>& gpu_indices) {
+bool JobController::StartAttempt(const Job& job, const std::string& node_id,
+                                 const std::vector<int>& gpu_indices) {
+  auto slot_it = nodes_.find(node_id);
+  if (slot_it == nodes_.end() || slot_it->second.lost) {
+    return false;
+  }
+  const NodeSlot& slot = slot_it->second;
   const int attempt = job.attempt + 1;
   const std::string gpus = JoinInts(gpu_indices, ",");
   auto scheduled = Update({.job_id = job.id,
                            .expected_state = JobState::kQueued,
                            .new_state = JobState::kScheduled,
-                           .status_message = "starting on node " + options_.node_id,
+                           .status_message = "starting on node " + node_id,
                            .attempt = attempt,
-                           .node_id = options_.node_id,
+                           .node_id = node_id,
                            .gpu_indices = gpu_indices,
                            // in_place: set to "no value" (clears); optional(nullopt) would keep it.
                            .not_before = std::optional<std::optional<core::SystemTime>>(std::in_place),
                            .exit_code = std::optional<std::optional<int>>(std::in_place),
-                           .transition_message = "scheduled on node " + options_.node_id +
-                                                 " GPUs [" + gpus + "]"});
+                           .transition_message = "scheduled on node " + node_id + " GPUs [" +
+                                                 gpus + "]"});
   if (!scheduled) {
     return false;
   }
   agent::LaunchSpec spec{.attempt_dir = AttemptDir(job.id, attempt),
-                         .argv = BuildArgv(job, gpu_indices),
-                         .env = job.spec.env};
+                         .argv = BuildArgv(job, slot.spec.container_runtime, gpu_indices),
+                         .env = job.spec.env,
+                         .job_id = job.id,
+                         .attempt = attempt,
+                         .gpu_indices = gpu_indices};
   spec.env["CUDA_VISIBLE_DEVICES"] = gpus;
   spec.env["NVIDIA_VISIBLE_DEVICES"] = gpus.empty() ? "none" : gpus;
   spec.env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
   spec.env["GPUORCH_JOB_ID"] = job.id;
   spec.env["GPUORCH_ATTEMPT"] = std::to_string(attempt);
-  auto handle = runner_.Launch(spec);
+  auto handle = slot.runner->Launch(spec);
   if (!handle) {
-    spdlog::warn("job {}: cannot start attempt {}: {}", job.id, attempt, handle.error().message);
+    spdlog::warn("job {}: cannot start attempt {} on node {}: {}", job.id, attempt, node_id,
+                 handle.error().message);
     SettleAttempt(*scheduled, std::nullopt, "could not start: " + handle.error().message);
     return false;
   }
   const auto now = clock_.Now();
   int64_t timeout = job.spec.timeout_seconds > 0 ? job.spec.timeout_seconds
                                                  : options_.default_timeout_seconds;
-  live_[job.id] = LiveAttempt{.job_id = job.id,
+  bool billed = false;
+  if (slot.spec.price_per_hour > 0) {
+    // The job pays for its share of the instance's GPUs while its attempt runs.
+    const double share = slot.spec.gpus.empty()
+                             ? 1.0
+                             : static_cast<double>(std::max<size_t>(gpu_indices.size(), 1)) /
+                                   static_cast<double>(slot.spec.gpus.size());
+    auto opened = store_.OpenUsage(store::UsageRecord{.job_id = job.id,
+                                                      .attempt = attempt,
+                                                      .owner = job.owner,
+                                                      .instance_id = slot.spec.instance_id,
+                                                      .provider = slot.spec.provider,
+                                                      .node_id = node_id,
+                                                      .usd_per_hour = slot.spec.price_per_hour *
+                                                                      std::min(share, 1.0),
+                                                      .started_at = now});
+    if (!opened) {
+      spdlog::error("job {}: cannot record usage: {}", job.id, opened.error().message);
+    }
+    billed = true;
+  }
+  live_[job.id] = LiveAttempt{.node_id = node_id,
+                              .job_id = job.id,
                               .attempt = attempt,
                               .handle = *handle,
                               .gpu_indices = gpu_indices,
+                              .billed = billed,
                               .deadline = now + std::chrono::seconds(timeout)};
+  const std::string where =
+      slot.spec.provider == "local" && slot.spec.instance_id.empty()
+          ? "node " + node_id
+          : "node " + node_id + " (" + slot.spec.provider + " instance " + slot.spec.instance_id + ")";
   auto running = Update({.job_id = job.id,
                          .expected_state = JobState::kScheduled,
                          .new_state = JobState::kRunning,
-                         .status_message = "running on node " + options_.node_id + " (GPUs " +
+                         .status_message = "running on " + where + " (GPUs " +
                                            (gpus.empty() ? "none" : gpus) + ")",
                          .started_at = std::optional(std::optional(now)),
-                         .transition_message = "attempt " + std::to_string(attempt) +
-                                               " started, pid " +
-                                               std::to_string(handle->job_pid)});
+                         .transition_message =
+                             "attempt " + std::to_string(attempt) + " started on " + where +
+                             (handle->job_pid > 0 ? ", pid " + std::to_string(handle->job_pid)
+                                                  : "")});
   if (!running) {
     // The job changed under us (it cannot while we hold mu_, but never leave a process orphaned).
     live_[job.id].stopping = true;
     BeginStopping(live_[job.id]);
   }
-  spdlog::info("job {}: attempt {} running on GPUs [{}], pid {}", job.id, attempt, gpus,
-               handle->job_pid);
+  spdlog::info("job {}: attempt {} running on {} GPUs [{}]", job.id, attempt, where, gpus);
   return true;
+}
+
+void JobController::CloseUsage(const LiveAttempt& live) {
+  if (live.billed) {
+    auto closed = store_.CloseUsage(live.job_id, live.attempt, clock_.Now());
+    if (!closed) {
+      spdlog::error("job {}: cannot close usage: {}", live.job_id, closed.error().message);
+    }
+  }
+}
+
+void JobController::RequeueAfterNodeLoss(const Job& job, const LiveAttempt& live,
+                                         const std::string& why) {
+  if (domain::IsTerminal(job.state)) {
+    RecordExitOfStoppedJob(job.id, std::nullopt);
+    return;
+  }
+  auto requeued = Update({.job_id = job.id,
+                          .expected_state = job.state,
+                          .new_state = JobState::kQueued,
+                          .status_message = "attempt " + std::to_string(live.attempt) +
+                                            " ended: " + why + "; queued to run elsewhere",
+                          .started_at = std::optional<std::optional<core::SystemTime>>(std::in_place),
+                          .exit_code = std::optional<std::optional<int>>(std::in_place),
+                          .transition_message = "attempt " + std::to_string(live.attempt) +
+                                                " ended: " + why + "; requeued"});
+  if (requeued) {
+    Requeue(*requeued);
+  }
 }
 
 core::Result<Job> JobController::Cancel(const std::string& job_id) {
@@ -567,30 +728,62 @@ core::Result<Job> JobController::Cancel(const std::string& job_id) {
 }
 
 void JobController::PublishView() {
-  NodeStatus view{.node_id = options_.node_id,
-                  .gpu_source = options_.gpu_source,
-                  .container_runtime = !options_.container_runtime.empty(),
-                  .live_attempts = static_cast<int>(live_.size())};
-  std::map<int, std::string> holder;
+  std::map<std::pair<std::string, int>, std::string> holder;
   std::map<std::string, int> live_view;
+  std::map<std::string, int> live_by_node;
   for (const auto& [id, live] : live_) {
     for (int g : live.gpu_indices) {
-      holder[g] = id;
+      holder[{live.node_id, g}] = id;
     }
     live_view[id] = live.attempt;
+    ++live_by_node[live.node_id];
   }
-  for (const auto& gpu : options_.gpus) {
-    auto it = holder.find(gpu.index);
-    view.gpus.push_back(GpuUsage{gpu, it == holder.end() ? "" : it->second});
+  std::vector<NodeStatus> views;
+  auto add = [&](const NodeSlot& slot) {
+    NodeStatus view{.node_id = slot.spec.node_id,
+                    .gpu_source = slot.spec.node_id == options_.node_id ? options_.gpu_source
+                                                                        : "agent",
+                    .container_runtime = !slot.spec.container_runtime.empty(),
+                    .live_attempts = live_by_node[slot.spec.node_id],
+                    .provider = slot.spec.provider,
+                    .instance_id = slot.spec.instance_id,
+                    .lost = slot.lost};
+    for (const auto& gpu : slot.spec.gpus) {
+      auto it = holder.find({slot.spec.node_id, gpu.index});
+      view.gpus.push_back(GpuUsage{gpu, it == holder.end() ? "" : it->second});
+    }
+    views.push_back(std::move(view));
+  };
+  add(nodes_.at(options_.node_id));
+  for (const auto& [id, slot] : nodes_) {
+    if (id != options_.node_id) {
+      add(slot);
+    }
   }
   std::lock_guard lock(view_mu_);
-  view_ = std::move(view);
+  view_ = std::move(views);
   live_view_ = std::move(live_view);
 }
 
 NodeStatus JobController::Node() const {
   std::lock_guard lock(view_mu_);
+  return view_.front();
+}
+
+std::vector<NodeStatus> JobController::Nodes() const {
+  std::lock_guard lock(view_mu_);
   return view_;
+}
+
+std::map<std::string, int> JobController::LiveAttemptsByNode() const {
+  std::lock_guard lock(view_mu_);
+  std::map<std::string, int> out;
+  for (const auto& view : view_) {
+    if (view.live_attempts > 0) {
+      out[view.node_id] = view.live_attempts;
+    }
+  }
+  return out;
 }
 
 std::optional<scheduler::WaitInfo> JobController::Explain(const std::string& job_id) const {

@@ -48,8 +48,21 @@ struct JobControllerOptions {
 
 struct JobControllerDeps {
   store::Store& store;
-  agent::ProcessRunner& runner;
+  agent::ProcessRunner& runner;  // runs attempts on the local node
   const core::Clock& clock;
+};
+
+// A node other than the local one: a machine whose agent registered (a cloud instance we rented, or
+// a machine a user runs `gpuorch agent` on). Its runner hands attempts to that agent.
+struct NodeSpec {
+  std::string node_id;
+  std::vector<domain::GpuDevice> gpus;
+  std::string provider = "local";
+  std::map<std::string, std::string> labels;
+  std::string container_runtime;                 // CLI of a working runtime there; empty: none
+  std::shared_ptr<agent::ProcessRunner> runner;  // required
+  std::string instance_id;                       // the instance it runs on; empty: not rented
+  double price_per_hour = 0;                     // the instance's price; 0: not billed
 };
 
 struct GpuUsage {
@@ -63,6 +76,9 @@ struct NodeStatus {
   std::string gpu_source;
   bool container_runtime = false;
   int live_attempts = 0;
+  std::string provider = "local";
+  std::string instance_id;
+  bool lost = false;
 };
 
 class JobController {
@@ -89,7 +105,19 @@ class JobController {
   // the job already ended. Blocks on the store.
   [[nodiscard]] core::Result<domain::Job> Cancel(const std::string& job_id);
 
+  // Adds (or replaces) a remote node; the scheduler may place jobs there from the next pass.
+  void AddNode(NodeSpec node);
+  // The node is gone (lost heartbeats, spot interruption, terminated): nothing more is placed there,
+  // and attempts that were running there are requeued on the next pass without counting as failed
+  // attempts (the infrastructure failed, not the job). Its runner must answer kLost for them.
+  void NodeLost(const std::string& node_id, const std::string& reason);
+
+  // The local node.
   NodeStatus Node() const;
+  // Every node (local first), with GPU holders.
+  std::vector<NodeStatus> Nodes() const;
+  // Live attempts per node id (nodes without any are absent).
+  std::map<std::string, int> LiveAttemptsByNode() const;
   // Why a queued job waits and its queue position, or nullopt when it is not queued here.
   std::optional<scheduler::WaitInfo> Explain(const std::string& job_id) const;
   std::optional<std::string> WaitingReason(const std::string& job_id) const;
@@ -101,11 +129,19 @@ class JobController {
   std::string AttemptDir(const std::string& job_id, int attempt) const;
 
  private:
+  struct NodeSlot {
+    NodeSpec spec;
+    agent::ProcessRunner* runner = nullptr;  // spec.runner, or the local runner
+    bool lost = false;
+    std::string lost_reason;
+  };
   struct LiveAttempt {
+    std::string node_id;
     std::string job_id;
     int attempt = 0;
     agent::AttemptHandle handle;
     std::vector<int> gpu_indices;
+    bool billed = false;                            // a usage record is open for it
     std::optional<core::SystemTime> deadline;       // wall-clock timeout of the attempt
     bool stopping = false;                          // cancel or timeout: the job is already terminal
     std::string preempted_by;                       // set: stopping to make room; requeued on exit
@@ -118,7 +154,15 @@ class JobController {
   void ReloadQueue();
   void TrackRunning(const domain::Job& job, const LiveAttempt& live);
   // Starts the job on `gpu_indices`; false when it did not start (the job is requeued or failed).
-  bool StartAttempt(const domain::Job& job, const std::vector<int>& gpu_indices);
+  bool StartAttempt(const domain::Job& job, const std::string& node_id,
+                    const std::vector<int>& gpu_indices);
+  // Registers the node's GPUs with the scheduler (one scheduler node per GPU type).
+  void UpsertSchedulerNodes(const NodeSlot& slot);
+  agent::ProcessRunner& RunnerOf(const std::string& node_id);
+  // Requeues the job of an attempt that ended because its node went away.
+  void RequeueAfterNodeLoss(const domain::Job& job, const LiveAttempt& live,
+                            const std::string& why);
+  void CloseUsage(const LiveAttempt& live);
   // The attempt of `job` (state scheduled or running) ended or vanished: succeed, retry or fail.
   // Returns the job as stored after, when that worked.
   std::optional<domain::Job> SettleAttempt(const domain::Job& job, std::optional<int> exit_code,
@@ -127,7 +171,7 @@ class JobController {
   void RecordExitOfStoppedJob(const std::string& job_id, std::optional<int> exit_code);
   void BeginStopping(LiveAttempt& live);
   core::Result<domain::Job> Update(const store::JobUpdate& update);
-  std::vector<std::string> BuildArgv(const domain::Job& job,
+  std::vector<std::string> BuildArgv(const domain::Job& job, const std::string& container_runtime,
                                      const std::vector<int>& gpu_indices) const;
   void PublishView();
 
@@ -139,14 +183,16 @@ class JobController {
   mutable std::mutex mu_;  // serializes Tick, Recover, Cancel and reads of scheduler_
   std::map<std::string, LiveAttempt> live_;  // GUARDED_BY(mu_), by job id
   std::unique_ptr<scheduler::Scheduler> scheduler_;  // GUARDED_BY(mu_)
-  std::map<int, std::string> scheduler_node_of_gpu_;  // GPU index → scheduler NodeInfo id
+  std::map<std::string, NodeSlot> nodes_;  // GUARDED_BY(mu_), by node id; the local node too
+  // (node id, GPU index) → scheduler NodeInfo id. GUARDED_BY(mu_).
+  std::map<std::pair<std::string, int>, std::string> scheduler_node_of_gpu_;
   std::atomic<bool> reload_{true};           // re-read the queue from the store on the next pass
   core::MonotonicTime last_reload_{};        // GUARDED_BY(mu_)
   std::mutex incoming_mu_;
   std::vector<domain::Job> incoming_;        // GUARDED_BY(incoming_mu_): accepted, not yet queued
 
   mutable std::mutex view_mu_;
-  NodeStatus view_;                                  // GUARDED_BY(view_mu_)
+  std::vector<NodeStatus> view_;                     // GUARDED_BY(view_mu_), local first
   std::map<std::string, int> live_view_;             // GUARDED_BY(view_mu_): job id → attempt
 
   std::unique_ptr<core::PeriodicLoop> loop_;

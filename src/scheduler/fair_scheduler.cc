@@ -450,7 +450,7 @@ struct FairScheduler::ShapeReasons {
 };
 
 std::string FairScheduler::ReasonFor(const QueuedJob& job, core::SystemTime now,
-                                     ShapeReasons* cache) const {
+                                     ShapeReasons* cache, bool* needs_capacity) const {
   const JobRequest& req = job.req;
   if (req.not_before && *req.not_before > now) {
     return "retry backoff until " + core::FormatRfc3339(*req.not_before);
@@ -485,6 +485,9 @@ std::string FairScheduler::ReasonFor(const QueuedJob& job, core::SystemTime now,
   const QueuedJob* head = reserved ? queue_.Find(reserved->job_id) : nullptr;
   const std::string at = reserved ? core::FormatRfc3339(reserved->at) : "";
   if (entry->second.fit.node < 0) {
+    if (needs_capacity != nullptr) {
+      *needs_capacity = true;
+    }
     if (head == &job && reserved_node_alive) {
       return entry->second.why_not + "; GPUs reserved on node " +
              cluster_.node(reserved->node).info.id + " at " + at;
@@ -513,19 +516,22 @@ std::optional<WaitInfo> FairScheduler::Explain(const std::string& job_id,
   if (job == nullptr) {
     return std::nullopt;
   }
-  return WaitInfo{.position = queue_.PositionOf(*job), .reason = ReasonFor(*job, now, nullptr)};
+  WaitInfo info{.position = queue_.PositionOf(*job)};
+  info.reason = ReasonFor(*job, now, nullptr, &info.needs_capacity);
+  return info;
 }
 
 std::vector<QueueEntry> FairScheduler::Queue(core::SystemTime now, size_t limit) const {
   ShapeReasons cache;
   std::vector<QueueEntry> out;
   for (const QueuedJob* job : queue_.FirstInOrder(limit)) {
-    out.push_back(QueueEntry{.job_id = job->req.id,
-                             .owner = job->req.owner,
-                             .priority = job->req.priority,
-                             .gpu_count = job->req.gpu_count,
-                             .wait = WaitInfo{.position = static_cast<int>(out.size()) + 1,
-                                              .reason = ReasonFor(*job, now, &cache)}});
+    QueueEntry entry{.job_id = job->req.id,
+                     .owner = job->req.owner,
+                     .priority = job->req.priority,
+                     .gpu_count = job->req.gpu_count,
+                     .wait = WaitInfo{.position = static_cast<int>(out.size()) + 1}};
+    entry.wait.reason = ReasonFor(*job, now, &cache, &entry.wait.needs_capacity);
+    out.push_back(std::move(entry));
   }
   return out;
 }

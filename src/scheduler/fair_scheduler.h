@@ -84,8 +84,9 @@ class FairScheduler final : public Scheduler {
                                           bool charge);
   void CancelPreemption(const std::string& job_id);
   void CancelPreemptionsOn(int node);
+  // Why `job` waits; sets *needs_capacity (when given) when no node has room for it now.
   std::string ReasonFor(const internal::QueuedJob& job, core::SystemTime now,
-                        ShapeReasons* cache) const;
+                        ShapeReasons* cache, bool* needs_capacity = nullptr) const;
 
   SchedulerConfig config_;
   Pipeline pipeline_;

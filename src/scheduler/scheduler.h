@@ -128,6 +128,9 @@ struct Plan {
 struct WaitInfo {
   int position = 0;                                   // 1 = next in queue order
   std::string reason;  // e.g. "needs 4 x RTX4090, node local has 6 x RTX4090 with 2 free"
+  // True when it waits only because no node has room for it now (not for quota, backoff, a
+  // reservation or preemption): more capacity would let it start.
+  bool needs_capacity = false;
 };
 
 struct QueueEntry {

@@ -1,10 +1,13 @@
-// The Store: the durable record of jobs and their transitions. Backends (SQLite now, PostgreSQL later)
-// implement this interface and pass the same contract tests (tests/unit/store/store_contract_test.cc).
+// The Store: the durable record of jobs and their transitions, and of the cloud capacity they run on
+// (instances, nodes, usage for cost accounting) and service settings. Backends (SQLite now,
+// PostgreSQL later) implement this interface and pass the same contract tests
+// (tests/unit/store/store_contract_test.cc).
 //
 // Durability contract: when a write's result (or callback) reports success, the write is on disk
 // (SQLite: WAL with synchronous=FULL; concurrent writes share one fsync by group commit).
-// Every state change is a compare-and-set on the job's current state and appends a JobTransition in
-// the same transaction; illegal arrows of the state machine (domain/job.h) are refused.
+// Every state change of a job or an instance is a compare-and-set on its current state; a job's
+// appends a JobTransition in the same transaction. Illegal arrows of the state machines
+// (domain/job.h, domain/instance.h) are refused. Times are stored in whole milliseconds.
 // Implementations are thread-safe; every method may block on I/O, so callers on an event loop use the
 // async insert or a worker thread.
 #pragma once
@@ -187,41 +190,52 @@ class Store {
 
   // --- instances ---
   // Durably inserts `instance` (seq assigned by the store). kAlreadyExists when the id is taken;
-  // kInvalidArgument when its state is not requested.
-  [[nodiscard]] virtual core::Status InsertInstance(const domain::Instance& instance);
+  // kInvalidArgument when its state is not requested, its id is empty, or a price is not finite.
+  [[nodiscard]] virtual core::Status InsertInstance(const domain::Instance& instance) = 0;
   // The instance, or kNotFound.
-  [[nodiscard]] virtual core::Result<domain::Instance> GetInstance(const std::string& id);
-  // Matching instances, oldest first.
+  [[nodiscard]] virtual core::Result<domain::Instance> GetInstance(const std::string& id) = 0;
+  // Matching instances, oldest first (seq ascending).
   [[nodiscard]] virtual core::Result<std::vector<domain::Instance>> ListInstances(
-      const InstanceQuery& query);
-  // Applies `update` iff the instance's state is `update.expected_state` (updated_at = now).
-  // kNotFound; kAborted when the state moved on; kFailedPrecondition for an illegal arrow.
-  [[nodiscard]] virtual core::Result<domain::Instance> UpdateInstance(const InstanceUpdate& update,
-                                                                      core::SystemTime now);
-  // The non-terminal instance whose join_token_hash is `hash`, or kNotFound.
+      const InstanceQuery& query) = 0;
+  // Applies `update` iff the instance's state is `update.expected_state`, with updated_at = `now`,
+  // durably; returns the instance as stored after the update (times in whole milliseconds).
+  // kNotFound; kAborted when the state moved on; kFailedPrecondition when expected_state →
+  // new_state is not an arrow of the instance state machine (domain::CanTransition).
+  [[nodiscard]] virtual core::Result<domain::Instance> UpdateInstance(
+      const InstanceUpdate& update, core::SystemTime now) = 0;
+  // The non-terminal instance whose join_token_hash is `hash` (the oldest, should there be more),
+  // or kNotFound; an empty `hash` matches nothing.
   [[nodiscard]] virtual core::Result<domain::Instance> FindInstanceByJoinTokenHash(
-      const std::string& hash);
+      const std::string& hash) = 0;
 
   // --- nodes ---
-  // Inserts or replaces the node with `node.id`.
-  [[nodiscard]] virtual core::Status UpsertNode(const NodeRecord& node);
-  [[nodiscard]] virtual core::Result<NodeRecord> GetNode(const std::string& id);
-  // Every node, oldest registration first.
-  [[nodiscard]] virtual core::Result<std::vector<NodeRecord>> ListNodes();
+  // Durably inserts the node, or replaces every field of the node with `node.id`.
+  // kInvalidArgument when the id is empty.
+  [[nodiscard]] virtual core::Status UpsertNode(const NodeRecord& node) = 0;
+  // The node, or kNotFound.
+  [[nodiscard]] virtual core::Result<NodeRecord> GetNode(const std::string& id) = 0;
+  // Every node, oldest registration first (first inserted first among equal times).
+  [[nodiscard]] virtual core::Result<std::vector<NodeRecord>> ListNodes() = 0;
 
   // --- usage (cost accounting) ---
-  // Records the start of an attempt's usage. Idempotent per (job_id, attempt): a second open of the
-  // same pair changes nothing.
-  [[nodiscard]] virtual core::Status OpenUsage(const UsageRecord& usage);
-  // Sets ended_at of (job_id, attempt) when it is still open; no-op otherwise (also when absent).
+  // Durably records the start of an attempt's usage. Idempotent per (job_id, attempt): a second
+  // open of the same pair changes nothing and succeeds. kInvalidArgument when job_id is empty or
+  // the price is not finite.
+  [[nodiscard]] virtual core::Status OpenUsage(const UsageRecord& usage) = 0;
+  // Durably sets ended_at of (job_id, attempt) when it is still open; no-op otherwise (also when
+  // absent).
   [[nodiscard]] virtual core::Status CloseUsage(const std::string& job_id, int attempt,
-                                                core::SystemTime ended_at);
-  [[nodiscard]] virtual core::Result<std::vector<UsageRecord>> ListUsage(const UsageQuery& query);
+                                                core::SystemTime ended_at) = 0;
+  // Records matching every filter set in `query`, oldest start first.
+  [[nodiscard]] virtual core::Result<std::vector<UsageRecord>> ListUsage(
+      const UsageQuery& query) = 0;
 
   // --- settings ---
-  // The stored value of `key`; when absent, stores `initial` first and returns it (atomically).
+  // The stored value of `key`; when absent, durably stores `initial` first and returns it. Atomic:
+  // of concurrent callers (in any process on the same store) one initialises, and all get the
+  // value it stored. A stored value never changes.
   [[nodiscard]] virtual core::Result<std::string> GetOrInitSetting(const std::string& key,
-                                                                   const std::string& initial);
+                                                                   const std::string& initial) = 0;
 
   // Succeeds when the store can read and write now; kUnavailable otherwise.
   [[nodiscard]] virtual core::Status Ping() = 0;

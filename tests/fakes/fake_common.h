@@ -10,6 +10,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -86,5 +87,34 @@ pid_t LaunchAgent(const AgentLaunch& launch);
 // SIGKILLs the agent's process group and everything its jobs started (they run in their own
 // process groups under the agent's data dir, found via their shim pid files), then reaps it.
 void KillAgent(pid_t agent_pid, const std::string& agent_data_dir);
+
+// What every fake provider server is built from.
+struct FakeProviderOptions {
+  std::string agent_binary;  // path of `gpuorch`, for start_agents
+  std::string work_dir;      // agents' data dirs live in <work_dir>/<provider instance id>
+  std::string api_key;       // the key (EC2: access key id) the fake accepts
+  std::string secret;        // EC2: the secret access key the fake verifies signatures with
+  bool start_agents = true;  // create starts a real `gpuorch agent` via LaunchAgent
+};
+
+// A fake provider speaking the provider's real wire protocol over HTTP on loopback. Thread-safe.
+class FakeProviderServer {
+ public:
+  virtual ~FakeProviderServer() = default;
+  virtual std::string name() const = 0;  // "runpod", "vastai", "aws"
+  virtual std::string url() const = 0;   // base URL, e.g. "http://127.0.0.1:PORT"
+  virtual FaultInjector& faults() = 0;
+  // Every instance ever created, live or ended, in creation order.
+  virtual std::vector<LedgerEntry> Ledger() const = 0;
+  // Simulates the provider taking the instance back (spot interruption): the agent is killed and the
+  // ledger entry ends interrupted. False when the instance is unknown or already ended.
+  virtual bool Interrupt(const std::string& provider_instance_id) = 0;
+  // How many more instances of `gpu_type` (canonical) can be created; 0: out of stock. Types never
+  // set are unlimited.
+  virtual void SetCapacity(const std::string& gpu_type, int available) = 0;
+  virtual void SetStartAgents(bool start) = 0;
+  // Stops serving and kills every agent it started. Idempotent; the destructor calls it.
+  virtual void Stop() = 0;
+};
 
 }  // namespace gpuorch::fakes

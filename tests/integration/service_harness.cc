@@ -1,5 +1,9 @@
 #include "integration/service_harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <curl/curl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -133,7 +137,11 @@ bool ServiceProcess::Start() {
   pid_t pid = fork();
   if (pid == 0) {
     for (const auto& [k, v] : env_) {
-      setenv(k.c_str(), v.c_str(), 1);
+      if (v.empty()) {
+        unsetenv(k.c_str());
+      } else {
+        setenv(k.c_str(), v.c_str(), 1);
+      }
     }
     if (!env_.count("GPUORCH_LOCAL_GPUS")) {
       setenv("GPUORCH_LOCAL_GPUS", "RTX4090:6", 1);
@@ -146,7 +154,7 @@ bool ServiceProcess::Start() {
     dup2(fileno(out), 2);
     std::string bin = BinPath("gpuorch");
     std::string dir = data_dir_ + "/data";
-    execl(bin.c_str(), bin.c_str(), "serve", "--listen", "127.0.0.1:0", "--data-dir", dir.c_str(),
+    execl(bin.c_str(), bin.c_str(), "serve", "--listen", listen_.c_str(), "--data-dir", dir.c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -168,6 +176,38 @@ bool ServiceProcess::Start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
+}
+
+int ServiceProcess::WaitExit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) {
+    return -1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 void ServiceProcess::Kill9() {

@@ -38,6 +38,13 @@ class ServiceProcess {
   // dir across restarts. Returns false on failure (with the output in last_output()).
   bool Start();
   void Kill9();
+  // Changes the environment of the next Start() (an empty value unsets the variable).
+  void SetEnv(const std::string& name, const std::string& value) { env_[name] = value; }
+  // The address of the next Start() (default "127.0.0.1:0": any free port).
+  void SetListen(const std::string& address) { listen_ = address; }
+  // Waits up to `timeout` for the service to exit by itself; its exit status, or -1 when it still
+  // runs (or was not started).
+  int WaitExit(std::chrono::milliseconds timeout);
   // SIGTERM and wait; returns the exit status.
   int Terminate();
 
@@ -61,6 +68,7 @@ class ServiceProcess {
 
  private:
   std::map<std::string, std::string> env_;
+  std::string listen_ = "127.0.0.1:0";
   std::string data_dir_;
   std::string log_path_;
   pid_t pid_ = -1;
@@ -72,5 +80,7 @@ std::string BinPath(const std::string& name);
 // Runs a command line with /bin/sh, returns {exit status, stdout+stderr}.
 std::pair<int, std::string> RunCommand(const std::string& command_line);
 bool ProcessAlive(pid_t pid);
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
 
 }  // namespace gpuorch::testing

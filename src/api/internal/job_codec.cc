@@ -343,7 +343,7 @@ core::Result<domain::JobSpec> ParseJobSpec(const json& body, const SubmitLimits&
   }
   GPUORCH_TRY(CheckKeys(body, "",
                         {"name", "job_type", "template", "priority", "timeout_seconds",
-                         "max_retries", "preemptible", "config"}));
+                         "max_retries", "preemptible", "config", "dry_run"}));
   domain::JobSpec spec;
   if (body.contains("template") && !body["template"].is_null()) {
     GPUORCH_ASSIGN_OR_RETURN(std::string name, GetString(body["template"], "template", 128));

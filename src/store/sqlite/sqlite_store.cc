@@ -1,7 +1,9 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <algorithm>
+#include <functional>
 #include <future>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,9 +14,12 @@
 #include "core/periodic_loop.h"
 #include "store/sqlite/internal/connection.h"
 #include "store/sqlite/internal/group_commit_writer.h"
+#include "store/sqlite/internal/instance_table.h"
 #include "store/sqlite/internal/job_table.h"
 #include "store/sqlite/internal/migrations.h"
+#include "store/sqlite/internal/node_table.h"
 #include "store/sqlite/internal/read_pool.h"
+#include "store/sqlite/internal/usage_table.h"
 
 namespace gpuorch::store {
 namespace {
@@ -34,6 +39,19 @@ constexpr std::chrono::milliseconds kCheckpointEvery{100};
 core::Error NotFound(const std::string& job_id) {
   return core::Error{
       .code = core::Code::kNotFound, .message = "job " + job_id + " not found", .field = "job_id"};
+}
+
+// The row a lookup by id found, or kNotFound naming the `kind` of record.
+template <typename T>
+core::Result<T> FoundOrNotFound(core::Result<std::optional<T>> row, std::string_view kind,
+                                const std::string& id) {
+  if (!row) {
+    return core::Fail(row.error());
+  }
+  if (!*row) {
+    return core::Fail(core::Code::kNotFound, std::string(kind) + " " + id + " not found", "id");
+  }
+  return std::move(**row);
 }
 
 // `job` as a read of its row returns it: the columns keep every field verbatim but times, which
@@ -361,6 +379,85 @@ class SqliteStore final : public Store {
     return std::move(*transitions);
   }
 
+  core::Status InsertInstance(const domain::Instance& instance) override {
+    return Write<void>("insert instance", [&](Connection& db) {
+      return sqlite_internal::InsertInstanceRow(db, instance);
+    });
+  }
+
+  core::Result<domain::Instance> GetInstance(const std::string& id) override {
+    return Read("get instance", [&](Connection& db) {
+      return FoundOrNotFound(sqlite_internal::SelectInstanceById(db, id), "instance", id);
+    });
+  }
+
+  core::Result<std::vector<domain::Instance>> ListInstances(const InstanceQuery& query) override {
+    return Read("list instances",
+                [&](Connection& db) { return sqlite_internal::SelectInstances(db, query); });
+  }
+
+  core::Result<domain::Instance> UpdateInstance(const InstanceUpdate& update,
+                                                core::SystemTime now) override {
+    return Write<domain::Instance>("update instance", [&](Connection& db) {
+      return sqlite_internal::CompareAndSetInstance(db, update, now);
+    });
+  }
+
+  core::Result<domain::Instance> FindInstanceByJoinTokenHash(const std::string& hash) override {
+    return Read("find instance by join token", [&](Connection& db) {
+      return FoundOrNotFound(sqlite_internal::SelectLiveInstanceByJoinTokenHash(db, hash),
+                             "live instance with join token hash", hash);
+    });
+  }
+
+  core::Status UpsertNode(const NodeRecord& node) override {
+    return Write<void>("upsert node",
+                       [&](Connection& db) { return sqlite_internal::UpsertNodeRow(db, node); });
+  }
+
+  core::Result<NodeRecord> GetNode(const std::string& id) override {
+    return Read("get node", [&](Connection& db) {
+      return FoundOrNotFound(sqlite_internal::SelectNodeById(db, id), "node", id);
+    });
+  }
+
+  core::Result<std::vector<NodeRecord>> ListNodes() override {
+    return Read("list nodes", [](Connection& db) { return sqlite_internal::SelectNodes(db); });
+  }
+
+  core::Status OpenUsage(const UsageRecord& usage) override {
+    return Write<void>("open usage", [&](Connection& db) {
+      return sqlite_internal::InsertUsageRowIfAbsent(db, usage);
+    });
+  }
+
+  core::Status CloseUsage(const std::string& job_id, int attempt,
+                          core::SystemTime ended_at) override {
+    return Write<void>("close usage", [&](Connection& db) {
+      return sqlite_internal::CloseUsageRow(db, job_id, attempt, ended_at);
+    });
+  }
+
+  core::Result<std::vector<UsageRecord>> ListUsage(const UsageQuery& query) override {
+    return Read("list usage",
+                [&](Connection& db) { return sqlite_internal::SelectUsage(db, query); });
+  }
+
+  core::Result<std::string> GetOrInitSetting(const std::string& key,
+                                             const std::string& initial) override {
+    // A setting, once stored, never changes: a value a reader sees is the final one, and only a
+    // missing one needs the writer (whose insert-if-absent decides between racing initialisers).
+    GPUORCH_ASSIGN_OR_RETURN(
+        std::optional<std::string> stored,
+        Read("get setting", [&](Connection& db) { return sqlite_internal::SelectSetting(db, key); }));
+    if (stored) {
+      return std::move(*stored);
+    }
+    return Write<std::string>("init setting", [&](Connection& db) {
+      return sqlite_internal::InitAndSelectSetting(db, key, initial);
+    });
+  }
+
   core::Status Ping() override {
     auto db = reads_.Acquire();
     if (!db) {
@@ -382,6 +479,27 @@ class SqliteStore final : public Store {
       return core::Fail(lease.error().WithContext("store: " + std::string(what)));
     }
     return lease;
+  }
+
+  // Runs `fn` as one write of the next batch and waits until its batch committed (or failed).
+  template <typename T>
+  core::Result<T> Write(std::string_view what, std::function<core::Result<T>(Connection&)> fn) {
+    auto op = std::make_unique<sqlite_internal::FunctionOp<T>>("store: " + std::string(what),
+                                                               std::move(fn));
+    auto done = op->Done();
+    writer_.Submit(std::move(op));
+    return done.get();
+  }
+
+  // Runs `fn` on a read connection of the pool; an error gets `what` as context.
+  template <typename Fn>
+  auto Read(std::string_view what, Fn&& fn) -> decltype(fn(std::declval<Connection&>())) {
+    GPUORCH_ASSIGN_OR_RETURN(ReadPool::Lease db, AcquireReader(what));
+    auto result = fn(*db);
+    if (!result) {
+      return core::Fail(result.error().WithContext("store: " + std::string(what)));
+    }
+    return result;
   }
 
   // Copies the WAL into the database file off the commit path, so that a commit's latency is its

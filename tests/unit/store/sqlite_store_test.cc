@@ -17,6 +17,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -356,6 +357,33 @@ class NotSqlite final : public Store {
   core::Result<std::vector<domain::JobTransition>> ListTransitions(const std::string&) override {
     return std::vector<domain::JobTransition>{};
   }
+  core::Status InsertInstance(const domain::Instance&) override { return core::Ok(); }
+  core::Result<domain::Instance> GetInstance(const std::string&) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Result<std::vector<domain::Instance>> ListInstances(const InstanceQuery&) override {
+    return std::vector<domain::Instance>{};
+  }
+  core::Result<domain::Instance> UpdateInstance(const InstanceUpdate&, core::SystemTime) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Result<domain::Instance> FindInstanceByJoinTokenHash(const std::string&) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Status UpsertNode(const NodeRecord&) override { return core::Ok(); }
+  core::Result<NodeRecord> GetNode(const std::string&) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Result<std::vector<NodeRecord>> ListNodes() override { return std::vector<NodeRecord>{}; }
+  core::Status OpenUsage(const UsageRecord&) override { return core::Ok(); }
+  core::Status CloseUsage(const std::string&, int, core::SystemTime) override { return core::Ok(); }
+  core::Result<std::vector<UsageRecord>> ListUsage(const UsageQuery&) override {
+    return std::vector<UsageRecord>{};
+  }
+  core::Result<std::string> GetOrInitSetting(const std::string&,
+                                             const std::string& initial) override {
+    return initial;
+  }
   core::Status Ping() override { return core::Ok(); }
 };
 
@@ -371,14 +399,94 @@ TEST_F(SqliteStoreTest, FreshFileIsMigratedToTheLatestVersionInWalMode) {
   auto db = sqlite_internal::Connection::Open({.path = DbPath(), .create = false});
   ASSERT_TRUE(db.has_value()) << Describe(db);
   EXPECT_EQ(*(*db)->QueryText("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2,3");
+  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4");
   EXPECT_EQ(*(*db)->QueryText("SELECT COUNT(*) FROM schema_migrations WHERE applied_at_ms > "
                               "1600000000000"),
-            "3");
+            "4");
   EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)"),
-            "job_transitions_job_id,jobs_job_type_seq,jobs_owner_idempotency_key,jobs_owner_seq,"
-            "jobs_owner_state,jobs_state_seq");
+            "instances_join_token_hash,instances_owner_seq,instances_provider_seq,"
+            "instances_state_seq,job_transitions_job_id,jobs_job_type_seq,"
+            "jobs_owner_idempotency_key,jobs_owner_seq,jobs_owner_state,jobs_state_seq,"
+            "usage_instance_started,usage_owner_started");
+  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
+                              "WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name)"),
+            "instances,job_transitions,jobs,nodes,schema_migrations,settings,usage");
+}
+
+// The plan SQLite picks for `sql`, one detail per step.
+std::string QueryPlan(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* plan = nullptr;
+  const std::string explain = "EXPLAIN QUERY PLAN " + sql;
+  EXPECT_EQ(sqlite3_prepare_v2(db, explain.c_str(), -1, &plan, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  std::string details;
+  while (sqlite3_step(plan) == SQLITE_ROW) {
+    details += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
+    details += "; ";
+  }
+  sqlite3_finalize(plan);
+  sqlite3_close(db);
+  return details;
+}
+
+TEST_F(SqliteStoreTest, CapacityQueriesUseTheirIndexes) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"SELECT * FROM instances WHERE join_token_hash = 'h' AND join_token_hash <> '' AND state "
+       "NOT IN ('terminated', 'failed', 'lost') ORDER BY seq ASC LIMIT 1",
+       "instances_join_token_hash"},
+      {"SELECT * FROM instances WHERE 1 AND state IN ('ready', 'provisioning') ORDER BY seq ASC",
+       "instances_state_seq"},
+      {"SELECT * FROM instances WHERE 1 AND owner = 'alice' ORDER BY seq ASC",
+       "instances_owner_seq"},
+      {"SELECT * FROM instances WHERE 1 AND provider = 'aws' ORDER BY seq ASC",
+       "instances_provider_seq"},
+      {"SELECT * FROM usage WHERE 1 AND owner = 'alice' ORDER BY started_at_ms, seq",
+       "usage_owner_started"},
+      {"SELECT * FROM usage WHERE 1 AND instance_id = 'i' ORDER BY started_at_ms, seq",
+       "usage_instance_started"},
+      {"SELECT * FROM usage WHERE 1 AND job_id = 'j' ORDER BY started_at_ms, seq",
+       "sqlite_autoindex_usage"},
+  };
+  for (const auto& [sql, index] : cases) {
+    const std::string plan = QueryPlan(DbPath(), sql);
+    EXPECT_NE(plan.find(index), std::string::npos) << sql << "\n" << plan;
+  }
+}
+
+TEST_F(SqliteStoreTest, CapacityWritesAreAcknowledgedOnlyOnceSynced) {
+  testing::FaultVfs vfs;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  uint64_t syncs = vfs.syncs();
+  ASSERT_TRUE(store->InsertInstance(domain::Instance{.id = "inst-1"}).has_value());
+  EXPECT_GT(vfs.syncs(), syncs);
+  syncs = vfs.syncs();
+  ASSERT_TRUE(store
+                  ->UpdateInstance(InstanceUpdate{.instance_id = "inst-1",
+                                                  .new_state = domain::InstanceState::kFailed},
+                                   clock_.Now())
+                  .has_value());
+  EXPECT_GT(vfs.syncs(), syncs);
+
+  vfs.set_fail_syncs(true);
+  auto insert = store->InsertInstance(domain::Instance{.id = "inst-2"});
+  auto node = store->UpsertNode(NodeRecord{.id = "node-1"});
+  auto usage = store->OpenUsage(UsageRecord{.job_id = "job-1"});
+  auto setting = store->GetOrInitSetting("key", "value");
+  vfs.set_fail_syncs(false);
+  for (const core::Status& status : {insert, node, usage, setting.map([](auto&&) {})}) {
+    ASSERT_FALSE(status.has_value());
+    EXPECT_EQ(status.error().code, Code::kUnavailable) << status.error().message;
+  }
+  EXPECT_EQ(store->GetInstance("inst-2").error().code, Code::kNotFound);
+  EXPECT_EQ(store->GetNode("node-1").error().code, Code::kNotFound);
+  EXPECT_TRUE(store->ListUsage({})->empty());
+  EXPECT_EQ(*store->GetOrInitSetting("key", "other"), "other");
 }
 
 TEST_F(SqliteStoreTest, QuotaCountUsesTheOwnerStateIndex) {
@@ -444,7 +552,7 @@ TEST_F(SqliteStoreTest, RowsOfVersion2ReadBackWithSchedulingDefaults) {
   }
   auto migrated = MigrateSqlite(DbPath());
   ASSERT_TRUE(migrated.has_value()) << Describe(migrated);
-  EXPECT_EQ(*migrated, 3);
+  EXPECT_EQ(*migrated, SqliteSchemaVersion());
   auto store = OpenOrDie({.migrate_if_empty = false});
   ASSERT_NE(store, nullptr);
   auto job = store->GetJob("job-old");
@@ -461,6 +569,26 @@ TEST_F(SqliteStoreTest, RowsOfVersion2ReadBackWithSchedulingDefaults) {
   auto refused = store->InsertJob(next, InsertOptions{.max_queued_jobs = 1});
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, Code::kResourceExhausted);
+}
+
+TEST_F(SqliteStoreTest, Version3DatabaseMigratesToCapacityTables) {
+  {
+    auto db = sqlite_internal::Connection::Open({.path = DbPath()});
+    ASSERT_TRUE(db.has_value()) << Describe(db);
+    ASSERT_EQ(*sqlite_internal::ApplyMigrations(**db, 3), 3);
+    ASSERT_TRUE((**db).Exec(kOldJobRow).has_value());
+  }
+  ASSERT_FALSE(OpenSqliteStore({.path = DbPath()}).has_value());  // needs `gpuorch migrate`
+  auto migrated = MigrateSqlite(DbPath());
+  ASSERT_TRUE(migrated.has_value()) << Describe(migrated);
+  EXPECT_EQ(*migrated, 4);
+  auto store = OpenOrDie({.migrate_if_empty = false});
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetJob("job-old")->owner, "alice");
+  EXPECT_TRUE(store->ListInstances({})->empty());
+  domain::Instance instance{.id = "inst-1", .provider = "aws"};
+  ASSERT_TRUE(store->InsertInstance(instance).has_value());
+  EXPECT_EQ(store->GetInstance("inst-1")->provider, "aws");
 }
 
 TEST_F(SqliteStoreTest, BlankFileIsRefusedWhenMigrationOnOpenIsOff) {

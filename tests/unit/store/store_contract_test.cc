@@ -1,5 +1,6 @@
-// The Store contract (store/store.h), written against the interface only. Every backend runs it:
-// add a BackendFactory to the INSTANTIATE_TEST_SUITE_P at the bottom.
+// The Store contract (store/store.h) for jobs, written against the interface only. Every backend
+// runs it: add a BackendFactory to testing::AllBackends(). Instances, nodes, usage and settings are
+// in store_capacity_contract_test.cc.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -929,8 +930,7 @@ TEST_P(StoreContractTest, PingSucceedsOnAHealthyStore) {
   EXPECT_TRUE(ping.has_value()) << Describe(ping);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest,
-                         ::testing::Values(BackendFactory{"Sqlite", &testing::MakeSqliteHarness}),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::ValuesIn(testing::AllBackends()),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace

@@ -19,4 +19,8 @@ class SqliteHarness final : public StoreHarness {
 
 std::unique_ptr<StoreHarness> MakeSqliteHarness() { return std::make_unique<SqliteHarness>(); }
 
+std::vector<BackendFactory> AllBackends() {
+  return {BackendFactory{"Sqlite", &MakeSqliteHarness}};
+}
+
 }  // namespace gpuorch::store::testing

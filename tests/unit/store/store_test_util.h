@@ -9,6 +9,7 @@
 #include <ostream>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "testing/temp_dir.h"
 #include "core/error.h"
@@ -45,5 +46,8 @@ inline void PrintTo(const BackendFactory& factory, std::ostream* os) { *os << fa
 
 // The SQLite backend in a temp dir of its own.
 std::unique_ptr<StoreHarness> MakeSqliteHarness();
+
+// Every backend the contract suites run against.
+std::vector<BackendFactory> AllBackends();
 
 }  // namespace gpuorch::store::testing

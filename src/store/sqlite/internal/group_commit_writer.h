@@ -9,9 +9,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -34,6 +38,36 @@ class WriteOp {
   // How many writes the op makes (stored rows it updates or inserts, at most): what the writer's
   // `max_batch` and its Stats() count. An op larger than max_batch commits in a batch of its own.
   virtual size_t Writes() const { return 1; }
+};
+
+// A write whose caller waits for its result: Apply runs `fn`, and the future returned by Done()
+// gets its result once the batch committed, or the batch's failure; an error carries `context`.
+template <typename T>
+class FunctionOp final : public WriteOp {
+ public:
+  FunctionOp(std::string context, std::function<core::Result<T>(Connection&)> fn)
+      : context_(std::move(context)), fn_(std::move(fn)) {}
+
+  core::Status Apply(Connection& db) override {
+    result_ = fn_(db);
+    return result_ ? core::Ok() : core::Fail(result_.error());
+  }
+
+  void Finish(core::Status outcome) override {
+    if (!outcome) {
+      done_.set_value(core::Fail(outcome.error().WithContext(context_)));
+      return;
+    }
+    done_.set_value(std::move(result_));
+  }
+
+  std::future<core::Result<T>> Done() { return done_.get_future(); }
+
+ private:
+  const std::string context_;
+  const std::function<core::Result<T>(Connection&)> fn_;
+  core::Result<T> result_ = core::Fail(core::Code::kInternal, "write not applied");
+  std::promise<core::Result<T>> done_;
 };
 
 class GroupCommitWriter {

@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
+
+#include "store/sqlite/internal/row_codec.h"
 
 namespace gpuorch::store::sqlite_internal {
 namespace {
@@ -26,39 +27,6 @@ constexpr size_t kJobColumnCount = 32;
 
 std::string SelectJobsSql(std::string_view tail) {
   return "SELECT " + std::string(kJobColumns) + " FROM jobs " + std::string(tail);
-}
-
-std::optional<int64_t> ToMillis(const std::optional<core::SystemTime>& t) {
-  if (!t) {
-    return std::nullopt;
-  }
-  return core::ToUnixMillis(*t);
-}
-
-std::optional<core::SystemTime> FromMillis(const std::optional<int64_t>& ms) {
-  if (!ms) {
-    return std::nullopt;
-  }
-  return core::FromUnixMillis(*ms);
-}
-
-// nlohmann::json refuses to dump invalid UTF-8; that is bad input, not a store failure.
-core::Result<std::string> EncodeJson(const nlohmann::json& value, const std::string& field) {
-  try {
-    return value.dump();
-  } catch (const nlohmann::json::exception& e) {
-    return core::Fail(core::Code::kInvalidArgument, field + " is not valid UTF-8", field);
-  }
-}
-
-template <typename T>
-core::Result<T> DecodeJson(const std::string& text, std::string_view column) {
-  try {
-    return nlohmann::json::parse(text).get<T>();
-  } catch (const nlohmann::json::exception& e) {
-    return core::Fail(core::Code::kInternal,
-                      "corrupt column " + std::string(column) + ": " + e.what());
-  }
 }
 
 core::Result<JobState> DecodeState(const std::string& text) {
@@ -135,26 +103,6 @@ core::Result<std::vector<Job>> ReadAllJobs(Statement& stmt) {
   }
 }
 
-// "?, ?, ?" for `n` parameters.
-std::string Placeholders(size_t n) {
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += i == 0 ? "?" : ", ?";
-  }
-  return out;
-}
-
-// `states` without repeats, so that the SQL text (and the statement cache) stays bounded.
-std::vector<JobState> Distinct(const std::vector<JobState>& states) {
-  std::vector<JobState> out;
-  for (JobState state : states) {
-    if (std::find(out.begin(), out.end(), state) == out.end()) {
-      out.push_back(state);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 core::Result<std::optional<Job>> SelectJobById(Connection& db, const std::string& job_id) {
@@ -175,10 +123,7 @@ core::Result<std::optional<Job>> SelectJobByIdempotencyKey(Connection& db, const
 
 core::Result<int64_t> InsertJobRow(Connection& db, const Job& job) {
   const domain::JobSpec& spec = job.spec;
-  if (!std::isfinite(spec.memory_gb)) {
-    return core::Fail(core::Code::kInvalidArgument, "memory_gb is not a finite number",
-                      "spec.memory_gb");
-  }
+  GPUORCH_TRY(CheckFinite(spec.memory_gb, "spec.memory_gb"));
   GPUORCH_ASSIGN_OR_RETURN(std::string command, EncodeJson(spec.command, "spec.command"));
   GPUORCH_ASSIGN_OR_RETURN(std::string env, EncodeJson(spec.env, "spec.env"));
   GPUORCH_ASSIGN_OR_RETURN(std::string gpus, EncodeJson(job.gpu_indices, "gpu_indices"));

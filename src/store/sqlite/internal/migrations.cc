@@ -71,6 +71,70 @@ ALTER TABLE jobs ADD COLUMN node_selector_json TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE jobs ADD COLUMN allowed_providers_json TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX jobs_owner_state ON jobs(owner, state);
 )sql",
+      // 4: cloud capacity: instances we rent, node agents that registered, usage per job attempt
+      // (cost accounting), and settings the service initialises once (e.g. its signing key).
+      R"sql(
+CREATE TABLE instances (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  provider TEXT NOT NULL,
+  provider_instance_id TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL CHECK (state IN ('requested', 'provisioning', 'ready', 'terminating',
+                                       'terminated', 'failed', 'lost')),
+  status_message TEXT NOT NULL DEFAULT '',
+  offer_json TEXT NOT NULL DEFAULT '{}',
+  spot INTEGER NOT NULL DEFAULT 0,
+  price_per_hour REAL NOT NULL DEFAULT 0,
+  owner TEXT NOT NULL DEFAULT '',
+  for_job_id TEXT NOT NULL DEFAULT '',
+  node_id TEXT NOT NULL DEFAULT '',
+  join_token_hash TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  billing_started_at_ms INTEGER,
+  ready_at_ms INTEGER,
+  billing_ended_at_ms INTEGER,
+  last_busy_at_ms INTEGER,
+  idle_timeout_seconds INTEGER NOT NULL DEFAULT 300
+);
+CREATE INDEX instances_state_seq ON instances(state, seq);
+CREATE INDEX instances_owner_seq ON instances(owner, seq);
+CREATE INDEX instances_provider_seq ON instances(provider, seq);
+CREATE INDEX instances_join_token_hash ON instances(join_token_hash) WHERE join_token_hash <> '';
+CREATE TABLE nodes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  instance_id TEXT NOT NULL DEFAULT '',
+  provider TEXT NOT NULL DEFAULT 'local',
+  hostname TEXT NOT NULL DEFAULT '',
+  gpus_json TEXT NOT NULL DEFAULT '[]',
+  labels_json TEXT NOT NULL DEFAULT '{}',
+  container_runtime INTEGER NOT NULL DEFAULT 0,
+  token_hash TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'active',
+  registered_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE usage (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  owner TEXT NOT NULL DEFAULT '',
+  instance_id TEXT NOT NULL DEFAULT '',
+  provider TEXT NOT NULL DEFAULT '',
+  node_id TEXT NOT NULL DEFAULT '',
+  usd_per_hour REAL NOT NULL DEFAULT 0,
+  started_at_ms INTEGER NOT NULL,
+  ended_at_ms INTEGER,
+  UNIQUE (job_id, attempt)
+);
+CREATE INDEX usage_owner_started ON usage(owner, started_at_ms);
+CREATE INDEX usage_instance_started ON usage(instance_id, started_at_ms);
+CREATE TABLE settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+)sql",
   };
   return migrations;
 }

@@ -1,0 +1,83 @@
+#include "api/internal/route_util.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace gpuorch::api::internal {
+
+HttpResponse JsonResponse(int status, const nlohmann::json& body) {
+  return HttpResponse{.status = status, .body = body.dump()};
+}
+
+core::Error NotFound(const std::string& what) {
+  return core::Error{core::Code::kNotFound, what + " not found", "", "not_found"};
+}
+
+core::Error BadRequest(std::string message, std::string field) {
+  return core::Error{core::Code::kInvalidArgument, std::move(message), std::move(field),
+                     "bad_request"};
+}
+
+bool IsJsonContentType(const std::optional<std::string>& value) {
+  if (!value) {
+    return false;
+  }
+  std::string v;
+  for (char c : *value) {
+    v.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  v.erase(std::remove(v.begin(), v.end(), ' '), v.end());
+  return v == "application/json" || v == "application/json;charset=utf-8";
+}
+
+// Splits "/api/v1/jobs/abc/logs" after `prefix` into segments, ignoring one trailing slash.
+std::vector<std::string> Segments(const std::string& path, const std::string& prefix) {
+  std::vector<std::string> out;
+  std::string rest = path.substr(prefix.size());
+  size_t start = 0;
+  while (start <= rest.size()) {
+    size_t slash = rest.find('/', start);
+    std::string seg = rest.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    out.push_back(seg);
+    if (slash == std::string::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  if (!out.empty() && out.back().empty()) {
+    out.pop_back();
+  }
+  return out;
+}
+
+nlohmann::json NodeJson(const lifecycle::NodeStatus& node) {
+  nlohmann::json gpus = nlohmann::json::array();
+  int free = 0;
+  std::string type;
+  for (const auto& usage : node.gpus) {
+    free += usage.job_id.empty() ? 1 : 0;
+    if (type.empty()) {
+      type = usage.gpu.type;
+    } else if (type != usage.gpu.type) {
+      type = "mixed";
+    }
+    gpus.push_back({{"index", usage.gpu.index},
+                    {"name", usage.gpu.name},
+                    {"type", usage.gpu.type},
+                    {"memory_mb", usage.gpu.memory_mb},
+                    {"uuid", usage.gpu.uuid.empty() ? nlohmann::json(nullptr) : nlohmann::json(usage.gpu.uuid)},
+                    {"job_id", usage.job_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(usage.job_id)}});
+  }
+  return nlohmann::json{{"instance_id", node.node_id},
+              {"provider", node.provider},
+              {"status", node.lost ? "lost" : "running"},
+              {"gpu_type", type.empty() ? nlohmann::json(nullptr) : nlohmann::json(type)},
+              {"gpu_count", node.gpus.size()},
+              {"gpus_free", free},
+              {"gpu_source", node.gpu_source},
+              {"container_runtime", node.container_runtime},
+              {"running_attempts", node.live_attempts},
+              {"gpus", gpus}};
+}
+
+}  // namespace gpuorch::api::internal
