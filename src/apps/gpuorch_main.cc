@@ -247,6 +247,7 @@ int RunServe(const CommonFlags& flags) {
                                         .reconcile_interval = config.reconcile_interval,
                                         .provision_after = config.provision_after,
                                         .boot_timeout = config.boot_timeout,
+                                        .create_grace = config.create_grace,
                                         .idle_timeout_seconds = config.idle_timeout_seconds,
                                         .max_instances = config.max_instances,
                                         .warm_pool = config.warm_pool,

@@ -168,7 +168,7 @@ const std::vector<std::string>& Keys() {
       "GPUORCH_USER_QUOTAS", "GPUORCH_USER_WEIGHTS", "GPUORCH_FAIR_SHARE_HALF_LIFE_SECONDS",
       "GPUORCH_BACKFILL", "GPUORCH_PREEMPTION", "GPUORCH_PUBLIC_URL", "GPUORCH_JOIN_TOKEN",
       "GPUORCH_DEPLOYMENT_ID", "GPUORCH_NODE_LOST_SECONDS", "GPUORCH_INSTANCE_LOOP_MS",
-      "GPUORCH_RECONCILE_INTERVAL_MS", "GPUORCH_PROVISION_AFTER_MS", "GPUORCH_BOOT_TIMEOUT_SECONDS",
+      "GPUORCH_RECONCILE_INTERVAL_MS", "GPUORCH_PROVISION_AFTER_MS", "GPUORCH_BOOT_TIMEOUT_SECONDS", "GPUORCH_CREATE_GRACE_MS",
       "GPUORCH_IDLE_TIMEOUT_SECONDS", "GPUORCH_MAX_INSTANCES", "GPUORCH_WARM_POOL",
       "GPUORCH_OFFER_REFRESH_SECONDS", "GPUORCH_OFFER_TTL_SECONDS", "GPUORCH_CRASH_POINT"};
   return keys;
@@ -219,6 +219,9 @@ Status ApplyCloudValue(const std::string& key, const std::string& value, Config&
   } else if (key == "GPUORCH_BOOT_TIMEOUT_SECONDS") {
     GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 1, 86400));
     config.boot_timeout = std::chrono::seconds(v);
+  } else if (key == "GPUORCH_CREATE_GRACE_MS") {
+    GPUORCH_ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value, 100, 86400000));
+    config.create_grace = std::chrono::milliseconds(v);
   } else if (key == "GPUORCH_IDLE_TIMEOUT_SECONDS") {
     GPUORCH_ASSIGN_OR_RETURN(config.idle_timeout_seconds, ParseInt(key, value, 0, 30LL * 86400));
   } else if (key == "GPUORCH_MAX_INSTANCES") {

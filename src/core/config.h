@@ -65,6 +65,7 @@ struct Config {
   std::chrono::milliseconds reconcile_interval{10000};   // GPUORCH_RECONCILE_INTERVAL_MS
   std::chrono::milliseconds provision_after{5000};       // GPUORCH_PROVISION_AFTER_MS
   std::chrono::seconds boot_timeout{600};                // GPUORCH_BOOT_TIMEOUT_SECONDS
+  std::chrono::milliseconds create_grace{60000};         // GPUORCH_CREATE_GRACE_MS
   int64_t idle_timeout_seconds = 300;                    // GPUORCH_IDLE_TIMEOUT_SECONDS
   int max_instances = 10;                                // GPUORCH_MAX_INSTANCES
   std::map<std::string, int> warm_pool;                  // GPUORCH_WARM_POOL "A100:1,H100:2"

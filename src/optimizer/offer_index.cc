@@ -48,6 +48,10 @@ OfferIndex::OfferIndex(std::vector<domain::Offer> offers) : offers_(std::move(of
     TypeRange range{.type = std::string(type), .begin = static_cast<uint32_t>(rows_.size())};
     for (uint32_t i : members) {
       const domain::Offer& o = offers_[i];
+      internal::OfferFields fields{.reliability = o.reliability,
+                                   .on_demand = o.on_demand_price,
+                                   .spot = o.spot_price ? *o.spot_price : 0};
+      internal::SetPriceKeys(fields);
       rows_.push_back(Row{
           .offer = i,
           .provider = Intern(provider_ids, providers_, o.provider),
@@ -56,10 +60,10 @@ OfferIndex::OfferIndex(std::vector<domain::Offer> offers) : offers_(std::move(of
           .available = o.available,
           .memory_per_gpu = o.gpu_memory_gb > 0 ? o.gpu_memory_gb : known_memory,
           .reliability = o.reliability,
-          .on_demand = o.on_demand_price,
-          .spot = o.spot_price ? *o.spot_price : 0,
-          .spot_effective = EffectivePricePerHour(o.spot_price ? *o.spot_price : 0, true,
-                                                  o.reliability),
+          .on_demand = fields.on_demand,
+          .spot = fields.spot,
+          .on_demand_key = fields.on_demand_key,
+          .spot_key = fields.spot_key,
       });
     }
     range.end = static_cast<uint32_t>(rows_.size());
@@ -85,17 +89,30 @@ Decision OfferIndex::Rank(const OfferRequirements& requirements, size_t limit) c
       end = it->end;
     }
   }
-  for (size_t i = begin; i < end; ++i) {
-    const Row& row = rows_[i];
-    ranker.Add(row.offer, internal::OfferFields{.gpu_count = row.gpu_count,
-                                                .memory_per_gpu = row.memory_per_gpu,
-                                                .provider_ok = provider_ok[row.provider] != 0,
-                                                .region_ok = region_ok[row.region] != 0,
-                                                .reliability = row.reliability,
-                                                .on_demand = row.on_demand,
-                                                .spot = row.spot,
-                                                .spot_effective = row.spot_effective,
-                                                .available = row.available});
+  auto fields_of = [&](const Row& row) {
+    return internal::OfferFields{.gpu_count = row.gpu_count,
+                                 .available = row.available,
+                                 .memory_per_gpu = row.memory_per_gpu,
+                                 .reliability = row.reliability,
+                                 .on_demand = row.on_demand,
+                                 .spot = row.spot,
+                                 .on_demand_key = row.on_demand_key,
+                                 .spot_key = row.spot_key,
+                                 .provider_ok = provider_ok[row.provider] != 0,
+                                 .region_ok = region_ok[row.region] != 0};
+  };
+  ranker.Scan(
+      begin, end,
+      [&](size_t i, uint32_t& index, internal::OfferFields& fields) {
+        index = rows_[i].offer;
+        fields = fields_of(rows_[i]);
+        return true;
+      },
+      [](size_t) { return true; });
+  if (ranker.feasible() == 0) {
+    for (size_t i = begin; i < end; ++i) {
+      ranker.Tally(rows_[i].offer, fields_of(rows_[i]));
+    }
   }
   return ranker.Finish(static_cast<int>(offers_.size()));
 }

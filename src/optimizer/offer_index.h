@@ -40,9 +40,10 @@ class OfferIndex {
     int32_t available = 0;
     double memory_per_gpu = 0;  // the offer's, else KnownGpuMemoryGb of its type
     double reliability = 0;
-    double on_demand = 0;
-    double spot = 0;            // 0: no spot
-    double spot_effective = 0;  // EffectivePricePerHour(spot, true, reliability)
+    double on_demand = 0;      // 0: not sold on demand
+    double spot = 0;           // 0: no spot
+    double on_demand_key = 0;  // on_demand, or infinity when 0
+    double spot_key = 0;       // EffectivePricePerHour(spot, true, reliability), or infinity
   };
   struct TypeRange {
     std::string type;

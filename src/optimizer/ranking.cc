@@ -78,26 +78,47 @@ Decision RankOffers(const OfferRequirements& requirements, std::span<const domai
   const bool needs_memory = ranker.needs_memory();
   const bool checks_providers = ranker.checks_providers();
   const bool checks_regions = ranker.checks_regions();
-  const auto n = static_cast<uint32_t>(offers.size());
-  for (uint32_t i = 0; i < n; ++i) {
-    const domain::Offer& o = offers[i];
-    if (!any_type && !SameType(o.gpu_type, type)) {
-      continue;
-    }
-    internal::OfferFields fields{
-        .gpu_count = o.gpu_count,
-        .provider_ok = !checks_providers ||
-                       internal::ProviderAllowed(o.provider, requirements.allowed_providers),
-        .region_ok = !checks_regions || internal::RegionAllowed(o.region, requirements.regions),
-        .reliability = o.reliability,
-        .on_demand = o.on_demand_price,
-        .spot = o.spot_price ? *o.spot_price : 0,
-        .available = o.available};
-    fields.spot_effective = EffectivePricePerHour(fields.spot, true, o.reliability);
+  auto fields_of = [&](const domain::Offer& o) {
+    internal::OfferFields fields{.gpu_count = o.gpu_count,
+                                 .available = o.available,
+                                 .reliability = o.reliability,
+                                 .on_demand = o.on_demand_price,
+                                 .spot = o.spot_price ? *o.spot_price : 0};
+    internal::SetPriceKeys(fields);
     if (needs_memory) {
       fields.memory_per_gpu = o.gpu_memory_gb > 0 ? o.gpu_memory_gb : memory.Of(o.gpu_type);
     }
-    ranker.Add(i, fields);
+    return fields;
+  };
+  auto provider_ok = [&](const domain::Offer& o) {
+    return !checks_providers || internal::ProviderAllowed(o.provider, requirements.allowed_providers);
+  };
+  auto region_ok = [&](const domain::Offer& o) {
+    return !checks_regions || internal::RegionAllowed(o.region, requirements.regions);
+  };
+  const auto n = static_cast<uint32_t>(offers.size());
+  ranker.Scan(
+      0, n,
+      [&](size_t i, uint32_t& index, internal::OfferFields& fields) {
+        const domain::Offer& o = offers[i];
+        if (!any_type && !SameType(o.gpu_type, type)) {
+          return false;
+        }
+        index = static_cast<uint32_t>(i);
+        fields = fields_of(o);
+        return true;
+      },
+      [&](size_t i) { return provider_ok(offers[i]) && region_ok(offers[i]); });
+  if (ranker.feasible() == 0) {
+    for (uint32_t i = 0; i < n; ++i) {
+      const domain::Offer& o = offers[i];
+      if (any_type || SameType(o.gpu_type, type)) {
+        internal::OfferFields fields = fields_of(o);
+        fields.provider_ok = provider_ok(o);
+        fields.region_ok = region_ok(o);
+        ranker.Tally(i, fields);
+      }
+    }
   }
   return ranker.Finish(static_cast<int>(n));
 }

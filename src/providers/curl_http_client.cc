@@ -1,12 +1,10 @@
 // HttpClient over libcurl easy handles.
 //
-// Design: one easy handle per request in flight, taken from a small pool so that connections (and TLS
-// sessions) are reused between calls; a handle is reset before each use. Every attempt first takes a
-// token from the client's bucket (a reservation: the bucket may go negative and the caller sleeps off
-// its debt through the Clock, so concurrent callers queue fairly without holding the lock while
-// sleeping). Retry decisions follow the contract in http_client.h.
-#include "providers/http_client.h"
-
+// Design: one easy handle per request in flight, taken from a small pool so that connections (and
+// TLS sessions) are reused between calls; a handle is reset before each use. Every attempt first
+// takes a token from the client's bucket (a reservation: the bucket may go negative and the caller
+// sleeps off its debt through the Clock, so concurrent callers queue fairly without holding the
+// lock while sleeping). Retry decisions follow the contract in http_client.h.
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -20,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "providers/http_client.h"
 
 namespace gpuorch::providers {
 namespace {
@@ -57,7 +57,8 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
     s.remove_prefix(1);
   }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -169,8 +170,8 @@ class CurlHttpClient final : public HttpClient {
       Attempt result = Perform(call);
       const bool last = attempt >= options_.max_attempts;
       if (result.code != CURLE_OK) {
-        const bool retry = !IsPermanent(result.code) &&
-                           (FailedBeforeSending(result.code) || call.idempotent);
+        const bool retry =
+            !IsPermanent(result.code) && (FailedBeforeSending(result.code) || call.idempotent);
         if (!retry || last) {
           return core::Fail(TransportError(call, result, attempt));
         }
@@ -202,7 +203,8 @@ class CurlHttpClient final : public HttpClient {
 
   // Retry-After (delta seconds or an HTTP-date) when present and at most max_retry_after, else the
   // backoff.
-  std::chrono::nanoseconds RetryDelay(const std::map<std::string, std::string>& headers, int retry) {
+  std::chrono::nanoseconds RetryDelay(const std::map<std::string, std::string>& headers,
+                                      int retry) {
     auto it = headers.find("retry-after");
     if (it != headers.end()) {
       std::optional<std::chrono::nanoseconds> wait = ParseRetryAfter(it->second);
@@ -347,13 +349,13 @@ class CurlHttpClient final : public HttpClient {
 
   core::Error TransportError(const HttpCall& call, const Attempt& result, int attempts) const {
     const std::string where = "http: " + call.method + " " + HostOf(call.url) + ": ";
-    const std::string tries = " (" + std::to_string(attempts) + " attempt" +
-                              (attempts == 1 ? "" : "s") + ")";
+    const std::string tries =
+        " (" + std::to_string(attempts) + " attempt" + (attempts == 1 ? "" : "s") + ")";
     if (result.code == CURLE_OPERATION_TIMEDOUT) {
-      return core::Error{core::Code::kDeadlineExceeded,
-                         where + "timed out after " + std::to_string(call.timeout.count()) + " ms" +
-                             tries,
-                         "", "transient"};
+      return core::Error{
+          core::Code::kDeadlineExceeded,
+          where + "timed out after " + std::to_string(call.timeout.count()) + " ms" + tries, "",
+          "transient"};
     }
     if (result.code == CURLE_WRITE_ERROR && result.collected.body_too_large) {
       return core::Error{core::Code::kUnavailable, where + "reply body too large" + tries, "",
@@ -366,8 +368,8 @@ class CurlHttpClient final : public HttpClient {
       return core::Error{core::Code::kInvalidArgument, where + "unusable URL", "", ""};
     }
     // curl_easy_strerror names the failure class only; it never echoes headers or bodies.
-    return core::Error{core::Code::kUnavailable,
-                       where + curl_easy_strerror(result.code) + tries, "", "transient"};
+    return core::Error{core::Code::kUnavailable, where + curl_easy_strerror(result.code) + tries,
+                       "", "transient"};
   }
 
   const core::Clock& clock_;
@@ -375,9 +377,9 @@ class CurlHttpClient final : public HttpClient {
   std::function<double()> random_unit_;
 
   std::mutex mu_;
-  std::vector<CURL*> idle_;              // GUARDED_BY(mu_)
-  double tokens_ = 0;                    // GUARDED_BY(mu_)
-  core::MonotonicTime last_refill_{};    // GUARDED_BY(mu_)
+  std::vector<CURL*> idle_;            // GUARDED_BY(mu_)
+  double tokens_ = 0;                  // GUARDED_BY(mu_)
+  core::MonotonicTime last_refill_{};  // GUARDED_BY(mu_)
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The Store: the durable record of jobs and their transitions, and of the cloud capacity they run on
-// (instances, nodes, usage for cost accounting) and service settings. Backends (SQLite now,
+// The Store: the durable record of jobs and their transitions, and of the cloud capacity they run
+// on (instances, nodes, usage for cost accounting) and service settings. Backends (SQLite now,
 // PostgreSQL later) implement this interface and pass the same contract tests
 // (tests/unit/store/store_contract_test.cc).
 //
@@ -201,8 +201,8 @@ class Store {
   // durably; returns the instance as stored after the update (times in whole milliseconds).
   // kNotFound; kAborted when the state moved on; kFailedPrecondition when expected_state →
   // new_state is not an arrow of the instance state machine (domain::CanTransition).
-  [[nodiscard]] virtual core::Result<domain::Instance> UpdateInstance(
-      const InstanceUpdate& update, core::SystemTime now) = 0;
+  [[nodiscard]] virtual core::Result<domain::Instance> UpdateInstance(const InstanceUpdate& update,
+                                                                      core::SystemTime now) = 0;
   // The non-terminal instance whose join_token_hash is `hash` (the oldest, should there be more),
   // or kNotFound; an empty `hash` matches nothing.
   [[nodiscard]] virtual core::Result<domain::Instance> FindInstanceByJoinTokenHash(

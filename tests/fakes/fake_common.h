@@ -106,8 +106,8 @@ class FakeProviderServer {
   virtual FaultInjector& faults() = 0;
   // Every instance ever created, live or ended, in creation order.
   virtual std::vector<LedgerEntry> Ledger() const = 0;
-  // Simulates the provider taking the instance back (spot interruption): the agent is killed and the
-  // ledger entry ends interrupted. False when the instance is unknown or already ended.
+  // Simulates the provider taking the instance back (spot interruption): the agent is killed and
+  // the ledger entry ends interrupted. False when the instance is unknown or already ended.
   virtual bool Interrupt(const std::string& provider_instance_id) = 0;
   // How many more instances of `gpu_type` (canonical) can be created; 0: out of stock. Types never
   // set are unlimited.

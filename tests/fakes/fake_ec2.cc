@@ -213,8 +213,8 @@ std::string Price(double price) {
 }
 
 api::HttpResponse Xml(int status, std::string body) {
-  return api::HttpResponse{.status = status, .content_type = "text/xml;charset=UTF-8",
-                           .body = std::move(body)};
+  return api::HttpResponse{
+      .status = status, .content_type = "text/xml;charset=UTF-8", .body = std::move(body)};
 }
 
 api::HttpResponse ErrorAnswer(int status, const std::string& code, const std::string& message) {
@@ -273,9 +273,8 @@ class DelayedAnswers {
 
   void Add(std::chrono::milliseconds delay, api::Responder respond, api::HttpResponse response) {
     std::lock_guard lock(mu_);
-    pending_.push_back(
-        Pending{core::RealClock::Instance().MonotonicNow() + delay, std::move(respond),
-                std::move(response)});
+    pending_.push_back(Pending{core::RealClock::Instance().MonotonicNow() + delay,
+                               std::move(respond), std::move(response)});
     cv_.notify_all();
   }
 
@@ -355,13 +354,13 @@ class FakeEc2::Impl {
   }
 
   core::Status Listen() {
-    api::HttpServerOptions server_options{.host = "127.0.0.1", .port = 0, .threads = 2,
-                                          .max_body_bytes = 1024 * 1024};
+    api::HttpServerOptions server_options{
+        .host = "127.0.0.1", .port = 0, .threads = 2, .max_body_bytes = 1024 * 1024};
     GPUORCH_ASSIGN_OR_RETURN(
-        server_, api::StartHttpServer(server_options, [this](api::HttpRequest request,
-                                                             api::Responder respond) {
-          Handle(std::move(request), std::move(respond));
-        }));
+        server_, api::StartHttpServer(server_options,
+                                      [this](api::HttpRequest request, api::Responder respond) {
+                                        Handle(std::move(request), std::move(respond));
+                                      }));
     return core::Ok();
   }
 
@@ -565,8 +564,8 @@ class FakeEc2::Impl {
         return auth_failure();
       }
     }
-    const std::string expected = providers::aws::Signature(
-        signing, names, options_.base.secret, amz_date, parsed->scope);
+    const std::string expected =
+        providers::aws::Signature(signing, names, options_.base.secret, amz_date, parsed->scope);
     if (expected != parsed->signature) {
       return auth_failure();
     }
@@ -623,13 +622,13 @@ class FakeEc2::Impl {
   std::unique_ptr<api::HttpServer> server_;
 
   mutable std::mutex mu_;
-  bool start_agents_ = true;                         // GUARDED_BY(mu_)
-  std::map<std::string, int> capacity_;              // GUARDED_BY(mu_)
-  std::map<std::string, Stored> instances_;          // GUARDED_BY(mu_)
-  std::vector<std::string> order_;                   // GUARDED_BY(mu_)
-  std::map<std::string, std::string> tokens_;        // client token → id; GUARDED_BY(mu_)
-  std::map<std::string, int> request_counts_;        // GUARDED_BY(mu_)
-  int next_id_ = 1;                                  // GUARDED_BY(mu_)
+  bool start_agents_ = true;                   // GUARDED_BY(mu_)
+  std::map<std::string, int> capacity_;        // GUARDED_BY(mu_)
+  std::map<std::string, Stored> instances_;    // GUARDED_BY(mu_)
+  std::vector<std::string> order_;             // GUARDED_BY(mu_)
+  std::map<std::string, std::string> tokens_;  // client token → id; GUARDED_BY(mu_)
+  std::map<std::string, int> request_counts_;  // GUARDED_BY(mu_)
+  int next_id_ = 1;                            // GUARDED_BY(mu_)
 };
 
 api::HttpResponse FakeEc2::Impl::RunInstances(const Params& params) {
@@ -756,8 +755,11 @@ std::string FakeEc2::Impl::InstanceXml(const Stored& stored, const std::string& 
   std::string xml = "<item><instanceId>" + v.instance_id + "</instanceId><imageId>" +
                     Escape(v.image_id) + "</imageId>" + StateXml("instanceState", state) +
                     "<instanceType>" + v.instance_type + "</instanceType><launchTime>" +
-                    core::FormatRfc3339(stored.ledger.created_at) + "</launchTime><placement>"
-                    "<availabilityZone>" + options_.region + "a</availabilityZone><tenancy>"
+                    core::FormatRfc3339(stored.ledger.created_at) +
+                    "</launchTime><placement>"
+                    "<availabilityZone>" +
+                    options_.region +
+                    "a</availabilityZone><tenancy>"
                     "default</tenancy></placement>";
   if (state == "running") {
     xml += "<ipAddress>127.0.0.1</ipAddress>";
@@ -862,7 +864,8 @@ api::HttpResponse FakeEc2::Impl::DescribeInstances(const Params& params) const {
 api::HttpResponse FakeEc2::Impl::TerminateInstances(const Params& params) {
   const std::vector<std::string> ids = List(params, "InstanceId");
   if (ids.empty()) {
-    return ErrorAnswer(400, "MissingParameter", "The request must contain the parameter InstanceId");
+    return ErrorAnswer(400, "MissingParameter",
+                       "The request must contain the parameter InstanceId");
   }
   std::string body = "<instancesSet>";
   for (const std::string& id : ids) {
@@ -914,9 +917,8 @@ api::HttpResponse FakeEc2::Impl::DescribeSpotPriceHistory(const Params& params) 
   const std::vector<std::string> wanted = List(params, "InstanceType");
   std::string body = "<spotPriceHistorySet>";
   for (const auto& type : options_.catalog) {
-    if (!type.spot_price ||
-        (!wanted.empty() &&
-         std::find(wanted.begin(), wanted.end(), type.instance_type) == wanted.end())) {
+    if (!type.spot_price || (!wanted.empty() && std::find(wanted.begin(), wanted.end(),
+                                                          type.instance_type) == wanted.end())) {
       continue;
     }
     // Two zones; the second one dearer.

@@ -29,7 +29,7 @@ struct FakeEc2InstanceType {
   std::string instance_type;  // "g5.xlarge"
   std::string gpu_type;       // canonical, "A10G"
   int gpu_count = 1;
-  int gpu_memory_gb = 24;     // per GPU
+  int gpu_memory_gb = 24;  // per GPU
   double on_demand_price = 1.0;
   std::optional<double> spot_price;  // nullopt: no spot market for it
 };
@@ -40,7 +40,7 @@ struct FakeEc2Options {
   // Empty: the adapter's built-in table (providers::Ec2GpuInstanceTypes) with spot at 40% of
   // the on-demand price.
   std::vector<FakeEc2InstanceType> catalog;
-  int page_size = 1000;  // the most items of one DescribeInstances page
+  int page_size = 1000;                // the most items of one DescribeInstances page
   const core::Clock* clock = nullptr;  // ledger times; null: the real clock
 };
 
@@ -52,7 +52,7 @@ struct FakeEc2Instance {
   std::string state_reason;  // e.g. "Server.SpotInstanceTermination"; "" when none
   std::string client_token;
   std::string image_id;
-  std::string user_data;     // decoded from base64
+  std::string user_data;  // decoded from base64
   std::map<std::string, std::string> tags;
   std::map<std::string, std::string> params;  // the RunInstances parameters as received
   bool spot = false;

@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 namespace gpuorch::fakes {
 namespace {

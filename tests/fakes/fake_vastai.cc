@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 namespace gpuorch::fakes {
 namespace {

@@ -100,7 +100,7 @@ Ranker::Ranker(const OfferRequirements& requirements, std::span<const domain::Of
   heap_.reserve(keep_ + 1);
 }
 
-void Ranker::Reject(uint32_t index, const OfferFields& f) {
+void Ranker::Tally(uint32_t index, const OfferFields& f) {
   if (f.gpu_count < gpu_count_) {
     ++tally_[kCount].count;
     max_count_ = std::max(max_count_, f.gpu_count);
@@ -132,24 +132,13 @@ void Ranker::Reject(uint32_t index, const OfferFields& f) {
     RejectAt(stage, index, lowest, spot_lower);
     return;
   }
-  const Candidate c = Choose(index, f);
-  RejectAt(kStock, index, c.price, c.spot);
-}
-
-Ranker::Candidate Ranker::Choose(uint32_t index, const OfferFields& f) const {
-  const bool on_demand_ok = allow_on_demand_ && f.on_demand > 0 && f.on_demand <= price_cap_;
-  const bool spot_ok = allow_spot_ && f.spot > 0 && f.spot <= price_cap_;
-  // Spot only when it is cheaper counting its risk (Add's min() picks on-demand on a tie too).
-  const bool as_spot = spot_ok && (!on_demand_ok || f.spot_effective < f.on_demand);
-  return Candidate{.index = index,
-                   .spot = as_spot,
-                   .price = as_spot ? f.spot : f.on_demand,
-                   .effective = as_spot ? f.spot_effective : f.on_demand,
-                   .reliability = f.reliability};
+  const Keys keys = KeysOf(f);
+  const bool as_spot = keys.spot < keys.on_demand;
+  RejectAt(kStock, index, as_spot ? f.spot : f.on_demand, as_spot);
 }
 
 void Ranker::RejectAt(Stage stage, uint32_t index, double price, bool spot) {
-  Tally& t = tally_[stage];
+  StageTally& t = tally_[stage];
   ++t.count;
   if (price <= 0 || price > t.cheapest_price) {
     return;
@@ -193,14 +182,14 @@ void Ranker::Keep(const Candidate& candidate) {
   if (heap_.size() < keep_) {
     heap_.push_back(candidate);
     std::push_heap(heap_.begin(), heap_.end(), worse_on_top);
-    return;
+  } else if (Better(candidate, heap_.front())) {
+    std::pop_heap(heap_.begin(), heap_.end(), worse_on_top);
+    heap_.back() = candidate;
+    std::push_heap(heap_.begin(), heap_.end(), worse_on_top);
   }
-  if (!Better(candidate, heap_.front())) {
-    return;
+  if (heap_.size() == keep_) {
+    threshold_ = heap_.front().effective;
   }
-  std::pop_heap(heap_.begin(), heap_.end(), worse_on_top);
-  heap_.back() = candidate;
-  std::push_heap(heap_.begin(), heap_.end(), worse_on_top);
 }
 
 Decision Ranker::Finish(int considered) {
@@ -305,7 +294,7 @@ std::string Ranker::Explain(const std::vector<Candidate>& best, int considered) 
 std::string Ranker::ExplainNone(int considered) const {
   std::string out = "no offer has " + Describe() + "; ";
   auto cheapest = [this](Stage s) {
-    const Tally& t = tally_[s];
+    const StageTally& t = tally_[s];
     if (t.cheapest_price == std::numeric_limits<double>::infinity()) {
       return std::string("no price known");
     }

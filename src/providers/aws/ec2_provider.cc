@@ -73,7 +73,8 @@ std::pair<std::string, std::string> SplitEndpoint(std::string endpoint) {
   std::string base = endpoint.substr(0, host_end);
   std::string host = base.substr(host_start);
   const std::string scheme = scheme_end == std::string::npos ? "" : endpoint.substr(0, scheme_end);
-  if ((scheme == "https" && host.ends_with(":443")) || (scheme == "http" && host.ends_with(":80"))) {
+  if ((scheme == "https" && host.ends_with(":443")) ||
+      (scheme == "http" && host.ends_with(":80"))) {
     host = host.substr(0, host.rfind(':'));
   }
   return {base, host};
@@ -179,8 +180,8 @@ class Ec2Provider final : public Provider {
         }
       }
     }
-    return core::Fail(core::Code::kNotFound,
-                      "aws: instance " + provider_instance_id + " not found", "", "not_found");
+    return core::Fail(core::Code::kNotFound, "aws: instance " + provider_instance_id + " not found",
+                      "", "not_found");
   }
 
   core::Result<std::vector<ProviderInstance>> ListOurs() override {
@@ -287,10 +288,10 @@ class Ec2Provider final : public Provider {
     if (reply->status != 200) {
       auto ec2_error = aws::internal::ParseEc2Error(reply->body);
       const std::string code = ec2_error ? ec2_error->code : "";
-      const core::Error error = ProviderError(
-          aws::internal::Ec2ErrorCause(code, reply->status),
-          where + "HTTP " + std::to_string(reply->status) +
-              (ec2_error ? ": " + ec2_error->code + ": " + ec2_error->message : ""));
+      const core::Error error =
+          ProviderError(aws::internal::Ec2ErrorCause(code, reply->status),
+                        where + "HTTP " + std::to_string(reply->status) +
+                            (ec2_error ? ": " + ec2_error->code + ": " + ec2_error->message : ""));
       if (ec2_code != nullptr) {
         *ec2_code = code;
       }
@@ -298,11 +299,10 @@ class Ec2Provider final : public Provider {
     }
     auto root = aws::internal::ParseXml(reply->body);
     if (!root || root->name != action + "Response") {
-      return core::Fail(ProviderError(ProviderCause::kTransient,
-                                      where + "malformed answer (" +
-                                          (root ? "unexpected root element"
-                                                : root.error().message) +
-                                          ")"));
+      return core::Fail(ProviderError(
+          ProviderCause::kTransient, where + "malformed answer (" +
+                                         (root ? "unexpected root element" : root.error().message) +
+                                         ")"));
     }
     return std::move(*root);
   }
@@ -379,51 +379,57 @@ class Ec2Provider final : public Provider {
   core::Result<QueryParams> RunInstancesParams(const CreateInstanceRequest& request) const {
     const Ec2InstanceType* type = FindType(request.offer.offer_id);
     if (type == nullptr) {
-      return core::Fail(ProviderError(ProviderCause::kBadRequest,
-                                      "aws: unknown instance type '" + request.offer.offer_id +
-                                          "'"));
+      return core::Fail(
+          ProviderError(ProviderCause::kBadRequest,
+                        "aws: unknown instance type '" + request.offer.offer_id + "'"));
     }
     const std::string image = request.image.empty() ? options_.ami_id : request.image;
     if (image.empty()) {
       return core::Fail(ProviderError(ProviderCause::kBadRequest, "aws: no AMI configured"));
     }
     const OwnerTags tags = TagsFor(request);
+    if (tags.deployment_id.empty()) {
+      return core::Fail(ProviderError(ProviderCause::kBadRequest,
+                                      "aws: a deployment id is required to tag the instance"));
+    }
     if (tags.instance_id.empty() || tags.instance_id.size() > 64) {
       return core::Fail(ProviderError(ProviderCause::kBadRequest,
                                       "aws: an instance id of 1 to 64 characters is required"));
     }
     auto script = Ec2UserDataScript(request.env);
     if (!script) {
-      return core::Fail(ProviderError(ProviderCause::kBadRequest, "aws: " + script.error().message));
+      return core::Fail(
+          ProviderError(ProviderCause::kBadRequest, "aws: " + script.error().message));
     }
     if (script->size() > kMaxUserDataBytes) {
       return core::Fail(ProviderError(ProviderCause::kBadRequest, "aws: user data over 16 KiB"));
     }
-    QueryParams params = {{"ImageId", image},
-                          {"InstanceType", type->instance_type},
-                          {"MinCount", "1"},
-                          {"MaxCount", "1"},
-                          {"ClientToken", tags.instance_id},
-                          {"UserData", aws::internal::Base64Encode(*script)},
-                          {"InstanceInitiatedShutdownBehavior", "terminate"},
-                          // The root device of Ubuntu-based (Deep Learning) AMIs.
-                          {"BlockDeviceMapping.1.DeviceName", "/dev/sda1"},
-                          {"BlockDeviceMapping.1.Ebs.VolumeSize",
-                           std::to_string(std::max(8, request.disk_gb))},
-                          {"BlockDeviceMapping.1.Ebs.VolumeType", "gp3"},
-                          {"BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true"},
-                          {"TagSpecification.1.ResourceType", "instance"},
-                          {"TagSpecification.1.Tag.1.Key", kDeploymentTag},
-                          {"TagSpecification.1.Tag.1.Value", tags.deployment_id},
-                          {"TagSpecification.1.Tag.2.Key", kInstanceIdTag},
-                          {"TagSpecification.1.Tag.2.Value", tags.instance_id},
-                          {"TagSpecification.1.Tag.3.Key", "Name"},
-                          {"TagSpecification.1.Tag.3.Value", tags.instance_id}};
+    QueryParams params = {
+        {"ImageId", image},
+        {"InstanceType", type->instance_type},
+        {"MinCount", "1"},
+        {"MaxCount", "1"},
+        {"ClientToken", tags.instance_id},
+        {"UserData", aws::internal::Base64Encode(*script)},
+        {"InstanceInitiatedShutdownBehavior", "terminate"},
+        // The root device of Ubuntu-based (Deep Learning) AMIs.
+        {"BlockDeviceMapping.1.DeviceName", "/dev/sda1"},
+        {"BlockDeviceMapping.1.Ebs.VolumeSize", std::to_string(std::max(8, request.disk_gb))},
+        {"BlockDeviceMapping.1.Ebs.VolumeType", "gp3"},
+        {"BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true"},
+        {"TagSpecification.1.ResourceType", "instance"},
+        {"TagSpecification.1.Tag.1.Key", kDeploymentTag},
+        {"TagSpecification.1.Tag.1.Value", tags.deployment_id},
+        {"TagSpecification.1.Tag.2.Key", kInstanceIdTag},
+        {"TagSpecification.1.Tag.2.Value", tags.instance_id},
+        {"TagSpecification.1.Tag.3.Key", "Name"},
+        {"TagSpecification.1.Tag.3.Value", tags.instance_id}};
     if (request.spot) {
-      params.insert(params.end(), {{"InstanceMarketOptions.MarketType", "spot"},
-                                   {"InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time"},
-                                   {"InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior",
-                                    "terminate"}});
+      params.insert(
+          params.end(),
+          {{"InstanceMarketOptions.MarketType", "spot"},
+           {"InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time"},
+           {"InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", "terminate"}});
       if (request.max_price_per_hour > 0) {
         char price[32];
         std::snprintf(price, sizeof(price), "%.4f", request.max_price_per_hour);

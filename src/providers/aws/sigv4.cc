@@ -99,15 +99,6 @@ std::string CanonicalUri(std::string_view path) {
   return out.empty() ? "/" : out;
 }
 
-const std::string* FindHeader(const SigningRequest& request, std::string_view lower_name) {
-  for (const auto& [name, value] : request.headers) {
-    if (Lower(name) == lower_name) {
-      return &value;
-    }
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 std::string HexEncode(std::string_view bytes) {
@@ -272,8 +263,8 @@ std::string AuthorizationHeader(std::string_view access_key_id, std::string_view
          ", Signature=" + std::string(signature);
 }
 
-void SignRequest(SigningRequest& request, const Credentials& credentials,
-                 const SigningScope& scope, core::SystemTime now) {
+void SignRequest(SigningRequest& request, const Credentials& credentials, const SigningScope& scope,
+                 core::SystemTime now) {
   const std::string amz_date = AmzDate(now);
   std::erase_if(request.headers, [](const auto& header) {
     const std::string lower = Lower(header.first);
@@ -287,8 +278,8 @@ void SignRequest(SigningRequest& request, const Credentials& credentials,
   const std::string signature =
       Signature(request, signed_headers, credentials.secret_access_key, amz_date, scope);
   request.headers.emplace_back(
-      "Authorization", AuthorizationHeader(credentials.access_key_id, amz_date, scope,
-                                           signed_headers, signature));
+      "Authorization",
+      AuthorizationHeader(credentials.access_key_id, amz_date, scope, signed_headers, signature));
 }
 
 std::optional<ParsedAuthorization> ParseAuthorization(std::string_view header) {

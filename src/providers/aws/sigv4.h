@@ -5,7 +5,8 @@
 // Example (EC2 POST):
 //   SigningRequest req{.method = "POST", .path = "/", .headers = {{"Host", host},
 //       {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}}, .body = form};
-//   SignRequest(req, credentials, SigningScope{.region = "us-east-1", .service = "ec2"}, clock.Now());
+//   SignRequest(req, credentials, SigningScope{.region = "us-east-1", .service = "ec2"},
+//               clock.Now());
 //   // req.headers now also holds X-Amz-Date, X-Amz-Security-Token (if any) and Authorization.
 #pragma once
 
@@ -76,8 +77,8 @@ std::string AuthorizationHeader(std::string_view access_key_id, std::string_view
 
 // Adds X-Amz-Date (replacing any), X-Amz-Security-Token when the credentials carry a session token,
 // and Authorization to `request.headers`. REQUIRES: a Host header.
-void SignRequest(SigningRequest& request, const Credentials& credentials,
-                 const SigningScope& scope, core::SystemTime now);
+void SignRequest(SigningRequest& request, const Credentials& credentials, const SigningScope& scope,
+                 core::SystemTime now);
 
 // The fields of an "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=..." header;
 // nullopt when it is not one.

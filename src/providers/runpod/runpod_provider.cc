@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/log.h"
 #include "domain/gpu.h"
@@ -22,12 +23,10 @@ constexpr int kGpuCounts[] = {1, 2, 4, 8};
 
 // The pod fields every pod-returning operation selects (runpod.md §3.4).
 constexpr std::string_view kPodFields =
-    "id name desiredStatus costPerHr gpuCount imageName podType env "
-    "machine { gpuDisplayName } runtime { uptimeInSeconds ports { ip "
-    "isIpPublic privatePort "
-    "publicPort type } }";
+    "id name desiredStatus costPerHr gpuCount imageName podType env machine { gpuDisplayName } "
+    "runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } }";
 
-bool Bool(const json &object, const char *key) {
+bool Bool(const json& object, const char* key) {
   if (!object.is_object()) {
     return false;
   }
@@ -35,14 +34,13 @@ bool Bool(const json &object, const char *key) {
   return it != object.end() && it->is_boolean() && it->get<bool>();
 }
 
-// Runs `parse` (which reads a reply already known to be JSON); a reply of an
-// unexpected shape that slipped past the checks is a malformed answer, not a
-// crash.
+// Runs `parse` (which reads a reply already known to be JSON); a reply of an unexpected shape that
+// slipped past the checks is a malformed answer, not a crash.
 template <typename F>
-auto Parsing(std::string_view what, F &&parse) -> decltype(parse()) {
+auto Parsing(std::string_view what, F&& parse) -> decltype(parse()) {
   try {
     return parse();
-  } catch (const json::exception &) {
+  } catch (const json::exception&) {
     return core::Fail(ProviderError(ProviderCause::kTransient,
                                     "runpod: " + std::string(what) + ": malformed answer"));
   }
@@ -55,13 +53,13 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
-bool ContainsAny(const std::string &haystack, std::initializer_list<std::string_view> needles) {
+bool ContainsAny(const std::string& haystack, std::initializer_list<std::string_view> needles) {
   return std::any_of(needles.begin(), needles.end(), [&](std::string_view needle) {
     return haystack.find(needle) != std::string::npos;
   });
 }
 
-std::string Str(const json &object, const char *key) {
+std::string Str(const json& object, const char* key) {
   if (!object.is_object()) {
     return "";
   }
@@ -69,7 +67,7 @@ std::string Str(const json &object, const char *key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-double Num(const json &object, const char *key) {
+double Num(const json& object, const char* key) {
   if (!object.is_object()) {
     return 0;
   }
@@ -77,10 +75,9 @@ double Num(const json &object, const char *key) {
   return it != object.end() && it->is_number() ? it->get<double>() : 0;
 }
 
-// RunPod ids and display names carry form factor and memory ("NVIDIA
-// A100-SXM4-80GB", "NVIDIA H100 80GB HBM3", "A100 SXM 80GB"): the canonical
-// type names the model alone (runpod.md §6), and the offer's gpu_memory_gb
-// tells the memory.
+// RunPod ids and display names carry form factor and memory ("NVIDIA A100-SXM4-80GB", "NVIDIA H100
+// 80GB HBM3", "A100 SXM 80GB"): the canonical type names the model alone (runpod.md §6), and the
+// offer's gpu_memory_gb tells the memory.
 std::string CanonicalRunPodGpu(std::string_view text) {
   static const std::vector<std::string_view> kDropped = {
       "NVIDIA", "GEFORCE", "TESLA", "AMD", "INSTINCT", "PCIE",       "SXM",       "SXM2",
@@ -111,9 +108,9 @@ std::string CanonicalRunPodGpu(std::string_view text) {
   return domain::CanonicalGpuType(kept);
 }
 
-// stockStatus → how many pods of the type we expect to be creatable now; a
-// coarse estimate since RunPod publishes levels, not counts.
-int StockLevel(const std::string &status) {
+// stockStatus → how many pods of the type we expect to be creatable now; a coarse estimate since
+// RunPod publishes levels, not counts.
+int StockLevel(const std::string& status) {
   const std::string lower = Lower(status);
   if (lower == "high") {
     return 8;
@@ -127,7 +124,7 @@ int StockLevel(const std::string &status) {
   return 0;  // null or "None": out of stock
 }
 
-ProviderCause ClassifyMessage(const std::string &message, const std::string &code) {
+ProviderCause ClassifyMessage(const std::string& message, const std::string& code) {
   const std::string text = Lower(message + " " + code);
   if (ContainsAny(text, {"no longer any instances", "not enough free gpus",
                          "no instances available", "no gpus available", "out of stock"})) {
@@ -152,14 +149,14 @@ ProviderCause ClassifyMessage(const std::string &message, const std::string &cod
                                       // refuses as asked
 }
 
-std::map<std::string, std::string> EnvOf(const json &pod) {
+std::map<std::string, std::string> EnvOf(const json& pod) {
   std::map<std::string, std::string> env;
   auto it = pod.find("env");
   if (it == pod.end()) {
     return env;
   }
   if (it->is_array()) {  // ["K=V", ...] (and tolerate [{key, value}])
-    for (const auto &entry : *it) {
+    for (const auto& entry : *it) {
       if (entry.is_string()) {
         const std::string kv = entry.get<std::string>();
         const size_t eq = kv.find('=');
@@ -171,7 +168,7 @@ std::map<std::string, std::string> EnvOf(const json &pod) {
       }
     }
   } else if (it->is_object()) {
-    for (const auto &[key, value] : it->items()) {
+    for (const auto& [key, value] : it->items()) {
       if (value.is_string()) {
         env[key] = value.get<std::string>();
       }
@@ -180,10 +177,9 @@ std::map<std::string, std::string> EnvOf(const json &pod) {
   return env;
 }
 
-// We never stop pods ourselves, so a stopped spot pod was interrupted by RunPod
-// (runpod.md §3.3: EXITED with runtime null; the exact transition is
-// unconfirmed).
-ProviderInstanceStatus PodStatus(const std::string &desired, bool has_runtime, bool spot) {
+// We never stop pods ourselves, so a stopped spot pod was interrupted by RunPod (runpod.md §3.3:
+// EXITED with runtime null; the exact transition is unconfirmed).
+ProviderInstanceStatus PodStatus(const std::string& desired, bool has_runtime, bool spot) {
   if (desired == "RUNNING") {
     return has_runtime ? ProviderInstanceStatus::kRunning : ProviderInstanceStatus::kPending;
   }
@@ -201,39 +197,38 @@ ProviderInstanceStatus PodStatus(const std::string &desired, bool has_runtime, b
 
 class RunPodProvider final : public Provider {
  public:
-  RunPodProvider(RunPodOptions options, std::shared_ptr<HttpClient> http, const core::Clock &clock)
+  RunPodProvider(RunPodOptions options, std::shared_ptr<HttpClient> http, const core::Clock& clock)
       : options_(std::move(options)), http_(std::move(http)), clock_(clock) {}
 
   std::string_view Name() const override { return "runpod"; }
   bool Configured() const override { return !options_.api_key.empty() && http_ != nullptr; }
 
   core::Result<std::vector<domain::Offer>> ListOffers() override;
-  core::Result<ProviderInstance> Create(const CreateInstanceRequest &request) override;
-  core::Result<ProviderInstance> Describe(const std::string &provider_instance_id) override;
+  core::Result<ProviderInstance> Create(const CreateInstanceRequest& request) override;
+  core::Result<ProviderInstance> Describe(const std::string& provider_instance_id) override;
   core::Result<std::vector<ProviderInstance>> ListOurs() override;
-  core::Status Terminate(const std::string &provider_instance_id) override;
+  core::Status Terminate(const std::string& provider_instance_id) override;
   core::Status Health() override;
 
  private:
-  // Sends one GraphQL operation; its `data` object, or the error mapped to its
-  // cause. With `missing_ok`, an error saying the target was not found yields a
-  // null `data` instead.
-  core::Result<json> Call(std::string_view what, const std::string &query, const json &variables,
+  // Sends one GraphQL operation; its `data` object, or the error mapped to its cause. With
+  // `missing_ok`, an error saying the target was not found yields a null `data` instead.
+  core::Result<json> Call(std::string_view what, const std::string& query, const json& variables,
                           bool idempotent, bool missing_ok = false) const;
-  core::Result<json> ParseReply(std::string_view what, const HttpReply &reply,
+  core::Result<json> ParseReply(std::string_view what, const HttpReply& reply,
                                 bool missing_ok) const;
-  std::vector<domain::Offer> OffersOf(const json &gpu_type) const;
-  ProviderInstance InstanceOf(const json &pod) const;
+  std::vector<domain::Offer> OffersOf(const json& gpu_type) const;
+  ProviderInstance InstanceOf(const json& pod) const;
   std::string OurPrefix() const { return "gpuorch-" + options_.deployment_id + "-"; }
-  bool IsOurs(const json &pod) const;
+  bool IsOurs(const json& pod) const;
 
   const RunPodOptions options_;
   const std::shared_ptr<HttpClient> http_;
-  [[maybe_unused]] const core::Clock &clock_;
+  [[maybe_unused]] const core::Clock& clock_;
 };
 
-core::Result<json> RunPodProvider::Call(std::string_view what, const std::string &query,
-                                        const json &variables, bool idempotent,
+core::Result<json> RunPodProvider::Call(std::string_view what, const std::string& query,
+                                        const json& variables, bool idempotent,
                                         bool missing_ok) const {
   json body = {{"query", query}};
   if (!variables.is_null()) {
@@ -256,7 +251,7 @@ core::Result<json> RunPodProvider::Call(std::string_view what, const std::string
   return ParseReply(what, *reply, missing_ok);
 }
 
-core::Result<json> RunPodProvider::ParseReply(std::string_view what, const HttpReply &reply,
+core::Result<json> RunPodProvider::ParseReply(std::string_view what, const HttpReply& reply,
                                               bool missing_ok) const {
   const std::string context = "runpod: " + std::string(what) + ": ";
   const std::string http_status = "HTTP " + std::to_string(reply.status);
@@ -279,11 +274,10 @@ core::Result<json> RunPodProvider::ParseReply(std::string_view what, const HttpR
         ok_status ? ProviderCause::kTransient : ProviderCause::kBadRequest,
         context + (ok_status ? "malformed answer (" + http_status + ")" : http_status)));
   }
-  // Business errors come back as HTTP 200 with an `errors` array (runpod.md
-  // §2.1).
+  // Business errors come back as HTTP 200 with an `errors` array (runpod.md §2.1).
   auto errors = parsed.find("errors");
   if (errors != parsed.end() && errors->is_array() && !errors->empty()) {
-    const json &first = (*errors)[0];
+    const json& first = (*errors)[0];
     const std::string message = Str(first, "message");
     std::string code;
     if (first.is_object() && first.contains("extensions")) {
@@ -306,11 +300,11 @@ core::Result<json> RunPodProvider::ParseReply(std::string_view what, const HttpR
   return *data;
 }
 
-std::vector<domain::Offer> RunPodProvider::OffersOf(const json &gpu_type) const {
+std::vector<domain::Offer> RunPodProvider::OffersOf(const json& gpu_type) const {
   std::vector<domain::Offer> offers;
   const std::string id = Str(gpu_type, "id");
   const std::string display = Str(gpu_type, "displayName");
-  const json &lowest = gpu_type.contains("lowestPrice") ? gpu_type["lowestPrice"] : json();
+  const json& lowest = gpu_type.contains("lowestPrice") ? gpu_type["lowestPrice"] : json();
   if (id.empty() || !lowest.is_object()) {
     return offers;
   }
@@ -344,18 +338,17 @@ std::vector<domain::Offer> RunPodProvider::OffersOf(const json &gpu_type) const 
   return offers;
 }
 
-bool RunPodProvider::IsOurs(const json &pod) const {
+bool RunPodProvider::IsOurs(const json& pod) const {
   if (!Str(pod, "name").starts_with(OurPrefix())) {
     return false;
   }
-  // A longer deployment id can share our prefix ("a" vs "a-b"); the env tells
-  // them apart.
+  // A longer deployment id can share our prefix ("a" vs "a-b"); the env tells them apart.
   const auto env = EnvOf(pod);
   auto it = env.find("GPUORCH_DEPLOYMENT_ID");
   return it == env.end() || it->second == options_.deployment_id;
 }
 
-ProviderInstance RunPodProvider::InstanceOf(const json &pod) const {
+ProviderInstance RunPodProvider::InstanceOf(const json& pod) const {
   ProviderInstance instance;
   instance.provider_instance_id = Str(pod, "id");
   const auto env = EnvOf(pod);
@@ -371,7 +364,7 @@ ProviderInstance RunPodProvider::InstanceOf(const json &pod) const {
     instance.tags.instance_id = name.substr(OurPrefix().size());
   }
   instance.spot = Lower(Str(pod, "podType")).find("interrupt") != std::string::npos;
-  const json &runtime = pod.contains("runtime") ? pod["runtime"] : json();
+  const json& runtime = pod.contains("runtime") ? pod["runtime"] : json();
   instance.status_detail = Str(pod, "desiredStatus");
   instance.status = PodStatus(instance.status_detail, runtime.is_object(), instance.spot);
   instance.gpu_count = static_cast<int>(Num(pod, "gpuCount"));
@@ -380,7 +373,7 @@ ProviderInstance RunPodProvider::InstanceOf(const json &pod) const {
     instance.gpu_type = CanonicalRunPodGpu(Str(pod["machine"], "gpuDisplayName"));
   }
   if (runtime.is_object() && runtime.contains("ports") && runtime["ports"].is_array()) {
-    for (const auto &port : runtime["ports"]) {
+    for (const auto& port : runtime["ports"]) {
       if (Bool(port, "isIpPublic")) {
         instance.public_ip = Str(port, "ip");
         break;
@@ -392,13 +385,10 @@ ProviderInstance RunPodProvider::InstanceOf(const json &pod) const {
 
 core::Result<std::vector<domain::Offer>> RunPodProvider::ListOffers() {
   static const std::string kQuery =
-      "query GpuTypes($lowestPriceInput: GpuLowestPriceInput) { gpuTypes { id "
-      "displayName "
-      "memoryInGb maxGpuCount lowestPrice(input: $lowestPriceInput) { "
-      "minimumBidPrice "
+      "query GpuTypes($lowestPriceInput: GpuLowestPriceInput) { gpuTypes { id displayName "
+      "memoryInGb maxGpuCount lowestPrice(input: $lowestPriceInput) { minimumBidPrice "
       "uninterruptablePrice stockStatus minVcpu minMemory } } }";
-  // Per-GPU prices for one GPU; larger pods cost count × that (how RunPod
-  // prices pods).
+  // Per-GPU prices for one GPU; larger pods cost count × that (how RunPod prices pods).
   json lowest = {{"gpuCount", 1}};
   if (options_.cloud_type == "SECURE") {
     lowest["secureCloud"] = true;
@@ -407,14 +397,14 @@ core::Result<std::vector<domain::Offer>> RunPodProvider::ListOffers() {
   }
   GPUORCH_ASSIGN_OR_RETURN(json data, Call("offers", kQuery, {{"lowestPriceInput", lowest}}, true));
   return Parsing("offers", [&]() -> core::Result<std::vector<domain::Offer>> {
-    const json &types = data.contains("gpuTypes") ? data["gpuTypes"] : json();
+    const json& types = data.contains("gpuTypes") ? data["gpuTypes"] : json();
     if (!types.is_array()) {
       return core::Fail(ProviderError(ProviderCause::kTransient,
                                       "runpod: offers: malformed answer (no gpuTypes)"));
     }
     std::vector<domain::Offer> offers;
-    for (const auto &type : types) {
-      for (auto &offer : OffersOf(type)) {
+    for (const auto& type : types) {
+      for (auto& offer : OffersOf(type)) {
         offers.push_back(std::move(offer));
       }
     }
@@ -422,14 +412,14 @@ core::Result<std::vector<domain::Offer>> RunPodProvider::ListOffers() {
   });
 }
 
-core::Result<ProviderInstance> RunPodProvider::Create(const CreateInstanceRequest &request) {
-  const std::string &offer_id = request.offer.offer_id;
+core::Result<ProviderInstance> RunPodProvider::Create(const CreateInstanceRequest& request) {
+  const std::string& offer_id = request.offer.offer_id;
   const size_t bar = offer_id.rfind('|');
   int count = 0;
   if (bar != std::string::npos && bar > 0) {
     try {
       count = std::stoi(offer_id.substr(bar + 1));
-    } catch (const std::exception &) {
+    } catch (const std::exception&) {
       count = 0;
     }
   }
@@ -448,7 +438,7 @@ core::Result<ProviderInstance> RunPodProvider::Create(const CreateInstanceReques
   std::map<std::string, std::string> vars = request.env;
   vars["GPUORCH_INSTANCE_ID"] = request.tags.instance_id;
   vars["GPUORCH_DEPLOYMENT_ID"] = deployment;
-  for (const auto &[key, value] : vars) {
+  for (const auto& [key, value] : vars) {
     env.push_back({{"key", key}, {"value", value}});
   }
   json input = {{"name", OurPrefix() + request.tags.instance_id},
@@ -480,7 +470,7 @@ core::Result<ProviderInstance> RunPodProvider::Create(const CreateInstanceReques
   query += field + "(input: $input) { " + std::string(kPodFields) + " } }";
   GPUORCH_ASSIGN_OR_RETURN(json data, Call("create", query, {{"input", input}}, false));
   return Parsing("create", [&]() -> core::Result<ProviderInstance> {
-    const json &pod = data.contains(field) ? data[field] : json();
+    const json& pod = data.contains(field) ? data[field] : json();
     if (!pod.is_object() || Str(pod, "id").empty()) {
       return core::Fail(
           ProviderError(ProviderCause::kTransient, "runpod: create: malformed answer (no pod id)"));
@@ -503,7 +493,7 @@ core::Result<ProviderInstance> RunPodProvider::Create(const CreateInstanceReques
   });
 }
 
-core::Result<ProviderInstance> RunPodProvider::Describe(const std::string &provider_instance_id) {
+core::Result<ProviderInstance> RunPodProvider::Describe(const std::string& provider_instance_id) {
   if (provider_instance_id.empty()) {
     return core::Fail(core::Code::kInvalidArgument, "runpod: describe: empty pod id");
   }
@@ -525,13 +515,13 @@ core::Result<std::vector<ProviderInstance>> RunPodProvider::ListOurs() {
   const std::string query = "query { myself { pods { " + std::string(kPodFields) + " } } }";
   GPUORCH_ASSIGN_OR_RETURN(json data, Call("list", query, json(), true));
   return Parsing("list", [&]() -> core::Result<std::vector<ProviderInstance>> {
-    const json &myself = data.contains("myself") ? data["myself"] : json();
+    const json& myself = data.contains("myself") ? data["myself"] : json();
     if (!myself.is_object() || !myself.contains("pods") || !myself["pods"].is_array()) {
       return core::Fail(
           ProviderError(ProviderCause::kTransient, "runpod: list: malformed answer (no pods)"));
     }
     std::vector<ProviderInstance> ours;
-    for (const auto &pod : myself["pods"]) {
+    for (const auto& pod : myself["pods"]) {
       if (!pod.is_object() || !IsOurs(pod)) {
         continue;
       }
@@ -544,12 +534,11 @@ core::Result<std::vector<ProviderInstance>> RunPodProvider::ListOurs() {
   });
 }
 
-core::Status RunPodProvider::Terminate(const std::string &provider_instance_id) {
+core::Status RunPodProvider::Terminate(const std::string& provider_instance_id) {
   if (provider_instance_id.empty()) {
     return core::Fail(core::Code::kInvalidArgument, "runpod: terminate: empty pod id");
   }
-  // A pod that is already gone answers "pod not found to terminate" (runpod.md
-  // §2.1): success.
+  // A pod that is already gone answers "pod not found to terminate" (runpod.md §2.1): success.
   const std::string query =
       "mutation { podTerminate(input: {podId: " +
       json(provider_instance_id).dump(-1, ' ', false, json::error_handler_t::replace) + "}) }";
@@ -569,7 +558,7 @@ core::Status RunPodProvider::Health() {
 
 std::unique_ptr<Provider> MakeRunPodProvider(RunPodOptions options,
                                              std::shared_ptr<HttpClient> http,
-                                             const core::Clock &clock) {
+                                             const core::Clock& clock) {
   return std::make_unique<RunPodProvider>(std::move(options), std::move(http), clock);
 }
 

@@ -447,9 +447,10 @@ class SqliteStore final : public Store {
                                              const std::string& initial) override {
     // A setting, once stored, never changes: a value a reader sees is the final one, and only a
     // missing one needs the writer (whose insert-if-absent decides between racing initialisers).
-    GPUORCH_ASSIGN_OR_RETURN(
-        std::optional<std::string> stored,
-        Read("get setting", [&](Connection& db) { return sqlite_internal::SelectSetting(db, key); }));
+    GPUORCH_ASSIGN_OR_RETURN(std::optional<std::string> stored,
+                             Read("get setting", [&](Connection& db) {
+                               return sqlite_internal::SelectSetting(db, key);
+                             }));
     if (stored) {
       return std::move(*stored);
     }

@@ -1,16 +1,22 @@
-// The EC2 adapter against FakeEc2 over real HTTP on loopback (signed requests verified by the fake),
-// fault by fault; plus the adapter's XML reader on well-formed and hostile input.
+// The EC2 adapter against FakeEc2 over real HTTP on loopback (signed requests verified by the
+// fake), fault by fault; plus the adapter's XML reader on well-formed and hostile input.
 #include "providers/aws/ec2_provider.h"
 
-#include <cstdio>
-#include <random>
-
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
 
 #include "core/clock.h"
 #include "fakes/fake_ec2.h"
 #include "providers/aws/internal/ec2_query.h"
 #include "providers/aws/internal/xml.h"
+#include "testing/temp_dir.h"
 
 namespace gpuorch::providers {
 namespace {
@@ -25,23 +31,36 @@ constexpr char kSecret[] = "test/secret+key";
 class Ec2ProviderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto fake = fakes::FakeEc2::Start(fakes::FakeEc2Options{
-        .base = {.work_dir = "/nonexistent", .api_key = kKeyId, .secret = kSecret,
-                 .start_agents = false},
-        .catalog = {{.instance_type = "g5.xlarge", .gpu_type = "A10G", .gpu_count = 1,
-                     .gpu_memory_gb = 24, .on_demand_price = 1.006, .spot_price = 0.45},
-                    {.instance_type = "p5.4xlarge", .gpu_type = "H100", .gpu_count = 1,
-                     .gpu_memory_gb = 80, .on_demand_price = 6.88},
-                    {.instance_type = "x9.huge", .gpu_type = "X9", .gpu_count = 2,
-                     .gpu_memory_gb = 8, .on_demand_price = 0.5, .spot_price = 0.1}},
-        .page_size = 2,
-        .clock = &clock_});
+    auto fake =
+        fakes::FakeEc2::Start(fakes::FakeEc2Options{.base = {.work_dir = "/nonexistent",
+                                                             .api_key = kKeyId,
+                                                             .secret = kSecret,
+                                                             .start_agents = false},
+                                                    .catalog = {{.instance_type = "g5.xlarge",
+                                                                 .gpu_type = "A10G",
+                                                                 .gpu_count = 1,
+                                                                 .gpu_memory_gb = 24,
+                                                                 .on_demand_price = 1.006,
+                                                                 .spot_price = 0.45},
+                                                                {.instance_type = "p5.4xlarge",
+                                                                 .gpu_type = "H100",
+                                                                 .gpu_count = 1,
+                                                                 .gpu_memory_gb = 80,
+                                                                 .on_demand_price = 6.88},
+                                                                {.instance_type = "x9.huge",
+                                                                 .gpu_type = "X9",
+                                                                 .gpu_count = 2,
+                                                                 .gpu_memory_gb = 8,
+                                                                 .on_demand_price = 0.5,
+                                                                 .spot_price = 0.1}},
+                                                    .page_size = 2,
+                                                    .clock = &clock_});
     ASSERT_TRUE(fake.has_value()) << fake.error().message;
     fake_ = std::move(*fake);
     http_ = std::shared_ptr<HttpClient>(MakeCurlHttpClient(
         clock_,
-        HttpClientOptions{.max_attempts = 2, .base_backoff = 100ms, .max_backoff = 1s,
-                          .connect_timeout = 1s},
+        HttpClientOptions{
+            .max_attempts = 2, .base_backoff = 100ms, .max_backoff = 1s, .connect_timeout = 1s},
         [] { return 0.0; }));
     provider_ = Make("dep-a");
   }
@@ -58,18 +77,21 @@ class Ec2ProviderTest : public ::testing::Test {
   }
 
   static domain::Offer G5() {
-    return domain::Offer{.provider = "aws", .offer_id = "g5.xlarge", .instance_type = "g5.xlarge",
-                         .gpu_type = "A10G", .gpu_count = 1, .on_demand_price = 1.006,
+    return domain::Offer{.provider = "aws",
+                         .offer_id = "g5.xlarge",
+                         .instance_type = "g5.xlarge",
+                         .gpu_type = "A10G",
+                         .gpu_count = 1,
+                         .on_demand_price = 1.006,
                          .spot_price = 0.45};
   }
 
   static CreateInstanceRequest Request(std::string instance_id, bool spot = false) {
-    return CreateInstanceRequest{.tags = {.deployment_id = "dep-a",
-                                          .instance_id = std::move(instance_id)},
-                                 .offer = G5(),
-                                 .spot = spot,
-                                 .env = {{"GPUORCH_SERVER", "http://10.0.0.1:8000"},
-                                         {"GPUORCH_JOIN_TOKEN", "jt-123"}}};
+    return CreateInstanceRequest{
+        .tags = {.deployment_id = "dep-a", .instance_id = std::move(instance_id)},
+        .offer = G5(),
+        .spot = spot,
+        .env = {{"GPUORCH_SERVER", "http://10.0.0.1:8000"}, {"GPUORCH_JOIN_TOKEN", "jt-123"}}};
   }
 
   ProviderCause CauseOfCreate() {
@@ -184,13 +206,15 @@ TEST_F(Ec2ProviderTest, UserDataScriptQuotingSurvivesAShell) {
   ASSERT_TRUE(script.has_value());
   std::string shell = *script;
   shell.replace(shell.find("exec gpuorch agent"), 18, "printf '%s' \"$V\"");
-  FILE* pipe = popen(("bash -c " + std::string("'") + [&] {
-                       std::string quoted;
-                       for (char c : shell) {
-                         quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-                       }
-                       return quoted;
-                     }() + "'")
+  FILE* pipe = popen(("bash -c " + std::string("'") +
+                      [&] {
+                        std::string quoted;
+                        for (char c : shell) {
+                          quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+                        }
+                        return quoted;
+                      }() +
+                      "'")
                          .c_str(),
                      "r");
   ASSERT_NE(pipe, nullptr);
@@ -373,7 +397,9 @@ TEST_F(Ec2ProviderTest, ThrottlingAfterRetriesIsRateLimited) {
 }
 
 TEST_F(Ec2ProviderTest, RetryAfterIsHonouredAndTheCallSucceeds) {
-  fake_->faults().Add(Fault{.kind = FaultKind::kHttpStatus, .operation = "offers", .status = 503,
+  fake_->faults().Add(Fault{.kind = FaultKind::kHttpStatus,
+                            .operation = "offers",
+                            .status = 503,
                             .retry_after_seconds = 3});
   const auto before = clock_.MonotonicNow();
   auto offers = provider_->ListOffers();
@@ -413,6 +439,69 @@ TEST_F(Ec2ProviderTest, MalformedXmlIsTransient) {
   auto terminated = provider_->Terminate("i-00000000000000001");
   ASSERT_FALSE(terminated.has_value());
   EXPECT_EQ(CauseOf(terminated.error()), ProviderCause::kTransient);
+}
+
+// The NUL-separated environment of a process, once it holds `marker` (after its exec); "" if never.
+std::string EnvironOnceItHas(pid_t pid, const std::string& marker) {
+  for (int i = 0; i < 200; ++i) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    std::string env = buffer.str();
+    if (env.find(marker) != std::string::npos) {
+      return env;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return "";
+}
+
+TEST_F(Ec2ProviderTest, CreateStartsAnAgentWithTheUserDataEnvAndTerminateKillsIt) {
+  testing::TempDir work;
+  auto fake = fakes::FakeEc2::Start(
+      fakes::FakeEc2Options{.base = {.agent_binary = std::string(GPUORCH_BIN_DIR) + "/gpuorch",
+                                     .work_dir = work.path().string(),
+                                     .api_key = kKeyId,
+                                     .secret = kSecret},
+                            .clock = &clock_});
+  ASSERT_TRUE(fake.has_value());
+  auto provider = MakeEc2Provider(AwsOptions{.access_key_id = kKeyId,
+                                             .secret_access_key = kSecret,
+                                             .endpoint = (*fake)->url(),
+                                             .deployment_id = "dep-a",
+                                             .ami_id = "ami-1"},
+                                  http_, clock_);
+  CreateInstanceRequest request = Request("inst-agent");
+  request.offer.offer_id = "p4de.24xlarge";
+  request.env["EXTRA_SETTING"] = "it's here";
+  auto created = provider->Create(request);
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  auto ledger = (*fake)->Ledger();
+  ASSERT_EQ(ledger.size(), 1u);
+  const pid_t pid = ledger[0].agent_pid;
+  ASSERT_GT(pid, 0);
+  const std::string env = EnvironOnceItHas(pid, "GPUORCH_NODE_NAME=");
+  ASSERT_FALSE(env.empty());
+  const std::string id = created->provider_instance_id;
+  for (const std::string& entry :
+       {"GPUORCH_NODE_NAME=" + id, std::string("GPUORCH_LOCAL_GPUS=A100:8:80"),
+        std::string("GPUORCH_SERVER=http://10.0.0.1:8000"),
+        std::string("GPUORCH_JOIN_TOKEN=jt-123"),
+        "GPUORCH_DATA_DIR=" + work.path().string() + "/" + id,
+        std::string("EXTRA_SETTING=it's here")}) {
+    EXPECT_NE(env.find(std::string(1, '\0') + entry + std::string(1, '\0')), std::string::npos)
+        << entry;
+  }
+  ASSERT_TRUE(provider->Terminate(id).has_value());
+  EXPECT_EQ(kill(pid, 0), -1);  // killed and reaped
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_FALSE((*fake)->Ledger()[0].live());
+
+  // Without start_agents nothing is started.
+  (*fake)->SetStartAgents(false);
+  auto quiet = provider->Create(Request("inst-quiet"));
+  ASSERT_TRUE(quiet.has_value());
+  EXPECT_EQ((*fake)->Ledger()[1].agent_pid, 0);
 }
 
 TEST(Ec2ErrorCauseTest, CodesAndStatusesMapToCauses) {
@@ -478,10 +567,26 @@ TEST(XmlTest, ParsesEc2Shapes) {
 }
 
 TEST(XmlTest, RejectsMalformedDocuments) {
-  for (const char* bad :
-       {"", "   ", "text", "<a>", "<a></b>", "<a><b></a></b>", "<a>&bogus;</a>", "<a>&#0;</a>",
-        "<a>&#xFFFFFFFF;</a>", "<a x=1></a>", "<a x='1></a>", "<a></a><b></b>", "<a></a>junk",
-        "<a><!-- open</a>", "<a><![CDATA[x</a>", "<?xml", "<a/", "<>", "</a>", "<a>&amp</a>"}) {
+  for (const char* bad : {"",
+                          "   ",
+                          "text",
+                          "<a>",
+                          "<a></b>",
+                          "<a><b></a></b>",
+                          "<a>&bogus;</a>",
+                          "<a>&#0;</a>",
+                          "<a>&#xFFFFFFFF;</a>",
+                          "<a x=1></a>",
+                          "<a x='1></a>",
+                          "<a></a><b></b>",
+                          "<a></a>junk",
+                          "<a><!-- open</a>",
+                          "<a><![CDATA[x</a>",
+                          "<?xml",
+                          "<a/",
+                          "<>",
+                          "</a>",
+                          "<a>&amp</a>"}) {
     EXPECT_FALSE(aws::internal::ParseXml(bad).has_value()) << bad;
   }
   std::string deep;

@@ -2,7 +2,6 @@
 // real curl HttpClient. Time is a FakeClock, so the client's retry backoff costs nothing.
 #include "providers/runpod/runpod_provider.h"
 
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -10,9 +9,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 #include "fakes/fake_runpod.h"

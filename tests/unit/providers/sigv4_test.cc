@@ -23,9 +23,7 @@ SigningRequest Vanilla(std::string method) {
                         .headers = {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", kAmzDate}}};
 }
 
-TEST(SigV4Test, AmzDateFormatsUtcBasicIso8601) {
-  EXPECT_EQ(AmzDate(SuiteTime()), kAmzDate);
-}
+TEST(SigV4Test, AmzDateFormatsUtcBasicIso8601) { EXPECT_EQ(AmzDate(SuiteTime()), kAmzDate); }
 
 TEST(SigV4Test, SigningKeyOfTheSuite) {
   EXPECT_EQ(HexEncode(SigningKey(kSecret, "20150830", kScope)),
@@ -66,9 +64,10 @@ TEST(SigV4Test, GetVanilla) {
 }
 
 TEST(SigV4Test, SignRequestAddsDateAndAuthorization) {
-  SigningRequest request{.method = "GET", .path = "/",
-                         .headers = {{"Host", "example.amazonaws.com"},
-                                     {"User-Agent", "gpuorch/0.1"}}};
+  SigningRequest request{
+      .method = "GET",
+      .path = "/",
+      .headers = {{"Host", "example.amazonaws.com"}, {"User-Agent", "gpuorch/0.1"}}};
   SignRequest(request, Credentials{.access_key_id = kAkid, .secret_access_key = kSecret}, kScope,
               SuiteTime());
   std::string authorization, date;
@@ -89,12 +88,12 @@ TEST(SigV4Test, SignRequestAddsDateAndAuthorization) {
 }
 
 TEST(SigV4Test, SessionTokenIsSentAndSigned) {
-  SigningRequest request{.method = "GET", .path = "/",
-                         .headers = {{"Host", "example.amazonaws.com"}}};
-  SignRequest(request,
-              Credentials{.access_key_id = kAkid, .secret_access_key = kSecret,
-                          .session_token = "tok"},
-              kScope, SuiteTime());
+  SigningRequest request{
+      .method = "GET", .path = "/", .headers = {{"Host", "example.amazonaws.com"}}};
+  SignRequest(
+      request,
+      Credentials{.access_key_id = kAkid, .secret_access_key = kSecret, .session_token = "tok"},
+      kScope, SuiteTime());
   bool has_token = false;
   std::string authorization;
   for (const auto& [name, value] : request.headers) {
@@ -117,8 +116,8 @@ TEST(SigV4Test, PostVanilla) {
             "POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n"
             "host;x-amz-date\n"
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(StringToSign(kAmzDate, kScope, canonical).substr(
-                StringToSign(kAmzDate, kScope, canonical).rfind('\n') + 1),
+  EXPECT_EQ(StringToSign(kAmzDate, kScope, canonical)
+                .substr(StringToSign(kAmzDate, kScope, canonical).rfind('\n') + 1),
             "553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87");
   EXPECT_EQ(Signature(request, names, kSecret, kAmzDate, kScope),
             "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b");
@@ -180,7 +179,8 @@ TEST(SigV4Test, PostXWwwFormUrlencodedWithSignedBodyHash) {
   const std::string canonical = CanonicalRequest(request, names);
   EXPECT_EQ(canonical,
             "POST\n/\n\ncontent-length:13\ncontent-type:application/x-www-form-urlencoded\n"
-            "host:example.amazonaws.com\nx-amz-content-sha256:" + body_hash +
+            "host:example.amazonaws.com\nx-amz-content-sha256:" +
+                body_hash +
                 "\nx-amz-date:20150830T123600Z\n\n"
                 "content-length;content-type;host;x-amz-content-sha256;x-amz-date\n" +
                 body_hash);
@@ -241,9 +241,10 @@ TEST(SigV4Test, Ec2DescribeInstancesPost) {
 }
 
 TEST(SigV4Test, HeaderValuesAreTrimmedAndCollapsed) {
-  SigningRequest request{.method = "GET", .path = "/",
-                         .headers = {{"Host", "h"}, {"My-Header", "  a   b \t c  "},
-                                     {"my-header", "d"}}};
+  SigningRequest request{
+      .method = "GET",
+      .path = "/",
+      .headers = {{"Host", "h"}, {"My-Header", "  a   b \t c  "}, {"my-header", "d"}}};
   const auto names = HeadersToSign(request);
   EXPECT_EQ(names, (std::vector<std::string>{"host", "my-header"}));
   EXPECT_NE(CanonicalRequest(request, names).find("\nmy-header:a b c,d\n"), std::string::npos);

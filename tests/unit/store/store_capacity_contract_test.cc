@@ -46,7 +46,8 @@ class StoreCapacityContractTest : public ::testing::TestWithParam<BackendFactory
     store_ = std::move(*store);
   }
 
-  // A requested instance with a fresh id, stamped with the fake clock (which then moves on by 1 ms).
+  // A requested instance with a fresh id, stamped with the fake clock (which then moves on by 1
+  // ms).
   Instance NewInstance(const std::string& owner = "alice", const std::string& provider = "runpod") {
     Instance instance;
     instance.id = "inst-" + std::to_string(next_id_++);
@@ -60,7 +61,8 @@ class StoreCapacityContractTest : public ::testing::TestWithParam<BackendFactory
     return instance;
   }
 
-  // Inserts `instance` and returns it as stored (seq assigned); the test fails if the store refuses.
+  // Inserts `instance` and returns it as stored (seq assigned); the test fails if the store
+  // refuses.
   Instance Insert(Instance instance) {
     auto status = store().InsertInstance(instance);
     EXPECT_TRUE(status.has_value()) << Describe(status);
@@ -213,9 +215,9 @@ TEST_P(StoreCapacityContractTest, ListInstancesFiltersByStateOwnerAndProviderOld
   using IdList = std::vector<std::string>;
   EXPECT_EQ(list({}), (IdList{a.id, b.id, c.id, d.id}));
   EXPECT_EQ(list({.states = {InstanceState::kProvisioning}}), (IdList{b.id, d.id}));
-  EXPECT_EQ(list({.states = {InstanceState::kFailed, InstanceState::kRequested,
-                             InstanceState::kFailed}}),
-            (IdList{a.id, c.id}));
+  EXPECT_EQ(
+      list({.states = {InstanceState::kFailed, InstanceState::kRequested, InstanceState::kFailed}}),
+      (IdList{a.id, c.id}));
   EXPECT_EQ(list({.states = {InstanceState::kReady}}), IdList{});
   EXPECT_EQ(list({.owner = "alice"}), (IdList{a.id, c.id}));
   EXPECT_EQ(list({.owner = ""}), IdList{d.id});
@@ -314,18 +316,18 @@ TEST_P(StoreCapacityContractTest, UpdateInstanceSetsAndClearsOptionalTimes) {
 }
 
 TEST_P(StoreCapacityContractTest, UpdateOfMissingInstanceIsNotFound) {
-  auto missing = store().UpdateInstance(
-      InstanceUpdate{.instance_id = "inst-nope",
-                     .expected_state = InstanceState::kRequested,
-                     .new_state = InstanceState::kProvisioning},
-      clock_.Now());
+  auto missing = store().UpdateInstance(InstanceUpdate{.instance_id = "inst-nope",
+                                                       .expected_state = InstanceState::kRequested,
+                                                       .new_state = InstanceState::kProvisioning},
+                                        clock_.Now());
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, Code::kNotFound);
 }
 
 TEST_P(StoreCapacityContractTest, UpdateInstanceWithStaleExpectedStateIsAbortedAndChangesNothing) {
   Instance instance = Insert(NewInstance());
-  Instance provisioning = Move(instance.id, InstanceState::kRequested, InstanceState::kProvisioning);
+  Instance provisioning =
+      Move(instance.id, InstanceState::kRequested, InstanceState::kProvisioning);
   InstanceUpdate stale{.instance_id = instance.id,
                        .expected_state = InstanceState::kRequested,
                        .new_state = InstanceState::kFailed};
@@ -340,10 +342,11 @@ TEST_P(StoreCapacityContractTest, UpdateInstanceAlongAnIllegalArrowIsFailedPreco
   Instance instance = Insert(NewInstance());
   for (InstanceState to : {InstanceState::kReady, InstanceState::kTerminated, InstanceState::kLost,
                            InstanceState::kRequested}) {
-    auto refused = store().UpdateInstance(
-        InstanceUpdate{
-            .instance_id = instance.id, .expected_state = InstanceState::kRequested, .new_state = to},
-        clock_.Now() + 1h);
+    auto refused =
+        store().UpdateInstance(InstanceUpdate{.instance_id = instance.id,
+                                              .expected_state = InstanceState::kRequested,
+                                              .new_state = to},
+                               clock_.Now() + 1h);
     ASSERT_FALSE(refused.has_value()) << domain::ToString(to);
     EXPECT_EQ(refused.error().code, Code::kFailedPrecondition) << refused.error().message;
   }
@@ -359,11 +362,11 @@ TEST_P(StoreCapacityContractTest, InstanceWalksItsLifeAndTerminalStatesAreFinal)
   EXPECT_EQ(terminated.state, InstanceState::kTerminated);
   for (InstanceState to : {InstanceState::kRequested, InstanceState::kReady,
                            InstanceState::kTerminating, InstanceState::kLost}) {
-    auto refused = store().UpdateInstance(
-        InstanceUpdate{.instance_id = instance.id,
-                       .expected_state = InstanceState::kTerminated,
-                       .new_state = to},
-        clock_.Now());
+    auto refused =
+        store().UpdateInstance(InstanceUpdate{.instance_id = instance.id,
+                                              .expected_state = InstanceState::kTerminated,
+                                              .new_state = to},
+                               clock_.Now());
     ASSERT_FALSE(refused.has_value());
     EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
   }
@@ -458,15 +461,19 @@ NodeRecord FullNode(core::SystemTime t) {
       .instance_id = "inst-1",
       .provider = "runpod",
       .hostname = "gpu-box-ß.example",
-      .gpus = {domain::GpuDevice{.index = 0,
-                                 .name = "NVIDIA GeForce RTX 4090",
-                                 .type = "RTX4090",
-                                 .memory_mb = 24564,
-                                 .uuid = "GPU-0123-abcd"},
-               domain::GpuDevice{.index = 3, .name = "NVIDIA H200", .type = "H200",
-                                 .memory_mb = 143771, .uuid = ""}},
-      .labels = {{"zone", "us-east-1a"}, {"gpuorch.io/pool", "spot"}, {"emoji", "🚀"},
-                 {"quote", "a \"b\" \\ c"}, {"empty", ""}},
+      .gpus =
+          {domain::GpuDevice{.index = 0,
+                             .name = "NVIDIA GeForce RTX 4090",
+                             .type = "RTX4090",
+                             .memory_mb = 24564,
+                             .uuid = "GPU-0123-abcd"},
+           domain::GpuDevice{
+               .index = 3, .name = "NVIDIA H200", .type = "H200", .memory_mb = 143771, .uuid = ""}},
+      .labels = {{"zone", "us-east-1a"},
+                 {"gpuorch.io/pool", "spot"},
+                 {"emoji", "🚀"},
+                 {"quote", "a \"b\" \\ c"},
+                 {"empty", ""}},
       .container_runtime = true,
       .token_hash = std::string(64, 'f'),
       .state = "active",
@@ -568,7 +575,7 @@ TEST_P(StoreCapacityContractTest, CloseUsageSetsEndOnlyWhileOpen) {
   EXPECT_EQ(store().ListUsage({})->at(0).ended_at, t + 10min);
   ASSERT_TRUE(store().CloseUsage("job-1", 0, t + 20min).has_value());  // already closed: no-op
   EXPECT_EQ(store().ListUsage({})->at(0).ended_at, t + 10min);
-  ASSERT_TRUE(store().CloseUsage("job-1", 1, t + 20min).has_value());   // absent: no-op
+  ASSERT_TRUE(store().CloseUsage("job-1", 1, t + 20min).has_value());  // absent: no-op
   ASSERT_TRUE(store().CloseUsage("job-none", 0, t + 20min).has_value());
   EXPECT_EQ(store().ListUsage({})->size(), 1u);
   // Reopening after a close changes nothing either.
@@ -643,8 +650,9 @@ TEST_P(StoreCapacityContractTest, ConcurrentSettingInitialisersAllSeeOneValue) {
   std::vector<core::Result<std::string>> results(kThreads);
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back(
-        [&, i] { results[i] = store().GetOrInitSetting("cluster_id", "value-" + std::to_string(i)); });
+    threads.emplace_back([&, i] {
+      results[i] = store().GetOrInitSetting("cluster_id", "value-" + std::to_string(i));
+    });
   }
   for (auto& t : threads) {
     t.join();

@@ -1,5 +1,5 @@
-// Wire helpers of the EC2 Query API: form encoding of parameters, base64, the XML error body and the
-// mapping of EC2 error codes to provider causes. Pure; thread-safe.
+// Wire helpers of the EC2 Query API: form encoding of parameters, base64, the XML error body and
+// the mapping of EC2 error codes to provider causes. Pure; thread-safe.
 #pragma once
 
 #include <optional>

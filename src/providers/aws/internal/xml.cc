@@ -157,8 +157,8 @@ class Parser {
       }
       const char quote = s_[pos_++];
       size_t end = s_.find(quote, pos_);
-      if (end == std::string_view::npos || s_.substr(pos_, end - pos_).find('<') !=
-                                               std::string_view::npos) {
+      if (end == std::string_view::npos ||
+          s_.substr(pos_, end - pos_).find('<') != std::string_view::npos) {
         return Malformed("bad attribute value");
       }
       pos_ = end + 1;

@@ -15,8 +15,8 @@
 namespace gpuorch::providers::aws::internal {
 
 struct XmlNode {
-  std::string name;   // local name, e.g. "instanceId"
-  std::string text;   // the concatenated character data directly inside this element
+  std::string name;  // local name, e.g. "instanceId"
+  std::string text;  // the concatenated character data directly inside this element
   std::vector<XmlNode> children;
 
   // The first child named `name`, or nullptr.

@@ -190,17 +190,18 @@ core::Status InsertInstanceRow(Connection& db, const Instance& instance) {
     return core::Fail(core::Code::kInvalidArgument, "a new instance needs an id", "id");
   }
   if (instance.state != InstanceState::kRequested) {
-    return core::Fail(core::Code::kInvalidArgument,
-                      "a new instance must be requested, not " +
-                          std::string(domain::ToString(instance.state)),
-                      "state");
+    return core::Fail(
+        core::Code::kInvalidArgument,
+        "a new instance must be requested, not " + std::string(domain::ToString(instance.state)),
+        "state");
   }
   GPUORCH_TRY(CheckFinite(instance.price_per_hour, "price_per_hour"));
   GPUORCH_TRY(CheckOffer(instance.offer));
   GPUORCH_ASSIGN_OR_RETURN(std::string offer, EncodeJson(OfferToJson(instance.offer), "offer"));
   GPUORCH_ASSIGN_OR_RETURN(
-      Statement stmt, db.Prepare("INSERT INTO instances(" + std::string(kInstanceColumns.substr(5)) +
-                                 ") VALUES(" + Placeholders(kInstanceColumnCount - 1) + ")"));
+      Statement stmt,
+      db.Prepare("INSERT INTO instances(" + std::string(kInstanceColumns.substr(5)) + ") VALUES(" +
+                 Placeholders(kInstanceColumnCount - 1) + ")"));
   stmt.Bind(1, instance.id).Bind(2, instance.provider).Bind(3, instance.provider_instance_id);
   stmt.Bind(4, domain::ToString(instance.state)).Bind(5, instance.status_message).Bind(6, offer);
   stmt.Bind(7, int64_t{instance.spot ? 1 : 0}).Bind(8, instance.price_per_hour);

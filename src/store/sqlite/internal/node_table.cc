@@ -52,8 +52,8 @@ core::Result<NodeRecord> ReadNode(const Statement& row) {
   node.instance_id = row.Text(1);
   node.provider = row.Text(2);
   node.hostname = row.Text(3);
-  GPUORCH_ASSIGN_OR_RETURN(node.gpus, DecodeJsonWith<std::vector<GpuDevice>>(
-                                          row.Text(4), "gpus_json", &GpusFromJson));
+  GPUORCH_ASSIGN_OR_RETURN(
+      node.gpus, DecodeJsonWith<std::vector<GpuDevice>>(row.Text(4), "gpus_json", &GpusFromJson));
   GPUORCH_ASSIGN_OR_RETURN(
       node.labels, (DecodeJson<std::map<std::string, std::string>>(row.Text(5), "labels_json")));
   node.container_runtime = row.Int64(6) != 0;
@@ -76,8 +76,7 @@ core::Status UpsertNodeRow(Connection& db, const NodeRecord& node) {
   // registered at the same time.
   GPUORCH_ASSIGN_OR_RETURN(
       Statement stmt,
-      db.Prepare("INSERT INTO nodes(" + std::string(kNodeColumns) +
-                 ") VALUES(" + Placeholders(11) +
+      db.Prepare("INSERT INTO nodes(" + std::string(kNodeColumns) + ") VALUES(" + Placeholders(11) +
                  ") ON CONFLICT(id) DO UPDATE SET instance_id = excluded.instance_id, "
                  "provider = excluded.provider, hostname = excluded.hostname, "
                  "gpus_json = excluded.gpus_json, labels_json = excluded.labels_json, "

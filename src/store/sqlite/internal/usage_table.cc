@@ -33,9 +33,8 @@ core::Status InsertUsageRowIfAbsent(Connection& db, const UsageRecord& usage) {
   }
   GPUORCH_TRY(CheckFinite(usage.usd_per_hour, "usd_per_hour"));
   GPUORCH_ASSIGN_OR_RETURN(
-      Statement stmt,
-      db.Prepare("INSERT INTO usage(" + std::string(kUsageColumns) + ") VALUES(" +
-                 Placeholders(9) + ") ON CONFLICT(job_id, attempt) DO NOTHING"));
+      Statement stmt, db.Prepare("INSERT INTO usage(" + std::string(kUsageColumns) + ") VALUES(" +
+                                 Placeholders(9) + ") ON CONFLICT(job_id, attempt) DO NOTHING"));
   stmt.Bind(1, usage.job_id).Bind(2, int64_t{usage.attempt}).Bind(3, usage.owner);
   stmt.Bind(4, usage.instance_id).Bind(5, usage.provider).Bind(6, usage.node_id);
   stmt.Bind(7, usage.usd_per_hour).Bind(8, core::ToUnixMillis(usage.started_at));
