@@ -205,34 +205,27 @@ std::string NodeRegistry::UniqueNodeId(const std::string& wanted) {
   }
 }
 
-core::Result<agent::RegisterReply> NodeRegistry::Register(const agent::RegisterRequest& request) {
-  const std::string node_name = request.node_name.empty() ? request.hostname : request.node_name;
-  if (node_name.empty()) {
-    return core::Fail(core::Code::kInvalidArgument, "node_name (or hostname) is required",
-                      "node_name", "validation_error");
+core::Result<std::optional<domain::Instance>> NodeRegistry::InstanceOfJoinToken(
+    const std::string& join_token) {
+  if (!options_.static_join_token.empty() && SameToken(join_token, options_.static_join_token)) {
+    return std::optional<domain::Instance>();
   }
-  GPUORCH_TRY(ValidateGpus(request.gpus));
-  if (request.join_token.empty()) {
-    return Unauthenticated("a join token is required");
-  }
-  const bool is_static = !options_.static_join_token.empty() &&
-                         SameToken(request.join_token, options_.static_join_token);
-  std::lock_guard register_lock(register_mu_);
-  std::optional<domain::Instance> instance;
-  if (!is_static) {
-    auto found = store_.FindInstanceByJoinTokenHash(TokenHash(request.join_token));
-    if (!found) {
-      if (found.error().code == core::Code::kNotFound) {
-        return Unauthenticated("invalid join token");
-      }
-      return core::Fail(found.error().WithContext("node registry: register"));
-    }
-    if (found->state != domain::InstanceState::kRequested &&
-        found->state != domain::InstanceState::kProvisioning) {
+  auto found = store_.FindInstanceByJoinTokenHash(TokenHash(join_token));
+  if (!found) {
+    if (found.error().code == core::Code::kNotFound) {
       return Unauthenticated("invalid join token");
     }
-    instance = *found;
+    return core::Fail(found.error().WithContext("node registry: register"));
   }
+  if (found->state != domain::InstanceState::kRequested &&
+      found->state != domain::InstanceState::kProvisioning) {
+    return Unauthenticated("invalid join token");
+  }
+  return std::optional<domain::Instance>(std::move(*found));
+}
+
+store::NodeRecord NodeRegistry::NewRecord(const agent::RegisterRequest& request,
+                                          const std::optional<domain::Instance>& instance) {
   const auto now = clock_.Now();
   store::NodeRecord record{.hostname = request.hostname,
                            .gpus = CanonicalGpus(request.gpus),
@@ -251,23 +244,59 @@ core::Result<agent::RegisterReply> NodeRegistry::Register(const agent::RegisterR
     }
     record.labels["spot"] = instance->spot ? "true" : "false";
   } else {
-    record.id = UniqueNodeId("node-" + Sanitize(node_name));
+    record.id = UniqueNodeId(
+        "node-" + Sanitize(request.node_name.empty() ? request.hostname : request.node_name));
   }
   record.labels["provider"] = record.provider;
+  return record;
+}
 
-  if (instance && instance->state == domain::InstanceState::kRequested) {
-    auto moved = store_.UpdateInstance(
-        store::InstanceUpdate{.instance_id = instance->id,
-                              .expected_state = domain::InstanceState::kRequested,
-                              .new_state = domain::InstanceState::kProvisioning,
-                              .status_message = std::string("agent registering")},
-        now);
-    if (!moved) {
-      if (moved.error().code == core::Code::kAborted) {
-        return Unauthenticated("invalid join token");
-      }
-      return core::Fail(moved.error().WithContext("node registry: register"));
+core::Status NodeRegistry::MoveInstance(const domain::Instance& instance,
+                                        domain::InstanceState from, domain::InstanceState to,
+                                        const std::string& node_id) {
+  const auto now = clock_.Now();
+  store::InstanceUpdate update{.instance_id = instance.id,
+                               .expected_state = from,
+                               .new_state = to,
+                               .status_message = std::string("agent registering")};
+  if (to == domain::InstanceState::kReady) {
+    update.status_message = "ready: agent registered as node " + node_id;
+    update.node_id = node_id;
+    update.join_token_hash = std::string();  // the token is spent
+    update.ready_at = std::optional(now);
+  }
+  auto moved = store_.UpdateInstance(update, now);
+  if (!moved) {
+    if (moved.error().code == core::Code::kAborted) {
+      // The instance moved on (boot timeout, terminated, another registration) meanwhile.
+      return Unauthenticated("invalid join token");
     }
+    return core::Fail(moved.error().WithContext("node registry: register"));
+  }
+  return core::Ok();
+}
+
+// An instance's token is spent in three durable steps: requested → provisioning, the node record,
+// provisioning → ready (which clears the token's hash). register_mu_ keeps two registrations from
+// interleaving; the compare-and-set of each step keeps a concurrent change of the instance (boot
+// timeout, termination) from being overwritten. A failure after the node record exists marks that
+// record gone, so no half-registered node is ever active.
+core::Result<agent::RegisterReply> NodeRegistry::Register(const agent::RegisterRequest& request) {
+  if (request.node_name.empty() && request.hostname.empty()) {
+    return core::Fail(core::Code::kInvalidArgument, "node_name (or hostname) is required",
+                      "node_name", "validation_error");
+  }
+  GPUORCH_TRY(ValidateGpus(request.gpus));
+  if (request.join_token.empty()) {
+    return Unauthenticated("a join token is required");
+  }
+  std::lock_guard register_lock(register_mu_);
+  GPUORCH_ASSIGN_OR_RETURN(std::optional<domain::Instance> instance,
+                           InstanceOfJoinToken(request.join_token));
+  store::NodeRecord record = NewRecord(request, instance);
+  if (instance && instance->state == domain::InstanceState::kRequested) {
+    GPUORCH_TRY(MoveInstance(*instance, domain::InstanceState::kRequested,
+                             domain::InstanceState::kProvisioning, record.id));
   }
   const std::string token = core::RandomHexToken(32);
   record.token_hash = TokenHash(token);
@@ -275,23 +304,12 @@ core::Result<agent::RegisterReply> NodeRegistry::Register(const agent::RegisterR
     return core::Fail(stored.error().WithContext("node registry: register"));
   }
   if (instance) {
-    auto ready = store_.UpdateInstance(
-        store::InstanceUpdate{.instance_id = instance->id,
-                              .expected_state = domain::InstanceState::kProvisioning,
-                              .new_state = domain::InstanceState::kReady,
-                              .status_message = "ready: agent registered as node " + record.id,
-                              .node_id = record.id,
-                              .join_token_hash = std::string(),
-                              .ready_at = std::optional(now)},
-        now);
-    if (!ready) {
-      // The instance moved on (boot timeout, terminated) while the agent was registering.
+    if (auto ready = MoveInstance(*instance, domain::InstanceState::kProvisioning,
+                                  domain::InstanceState::kReady, record.id);
+        !ready) {
       record.state = "gone";
       (void)store_.UpsertNode(record);
-      if (ready.error().code == core::Code::kAborted) {
-        return Unauthenticated("invalid join token");
-      }
-      return core::Fail(ready.error().WithContext("node registry: register"));
+      return core::Fail(ready.error());
     }
   }
   RemoteNode announced;

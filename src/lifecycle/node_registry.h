@@ -37,6 +37,7 @@
 #include "agent/process_runner.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "domain/instance.h"
 #include "store/store.h"
 
 namespace gpuorch::lifecycle {
@@ -146,6 +147,13 @@ class NodeRegistry {
   struct Node;
 
   core::Result<std::shared_ptr<Node>> Authenticate(const std::string& node_token) const;
+  // nullopt for the static join token, the instance for an unspent instance token;
+  // kUnauthenticated otherwise.
+  core::Result<std::optional<domain::Instance>> InstanceOfJoinToken(const std::string& join_token);
+  store::NodeRecord NewRecord(const agent::RegisterRequest& request,
+                              const std::optional<domain::Instance>& instance);
+  core::Status MoveInstance(const domain::Instance& instance, domain::InstanceState from,
+                            domain::InstanceState to, const std::string& node_id);
   std::string UniqueNodeId(const std::string& wanted);
   void SetDown(const std::string& node_id, const std::string& state, const std::string& reason);
   std::shared_ptr<Node> MakeNode(store::NodeRecord record);

@@ -1,7 +1,7 @@
 // Cost ranking: which offer, of all that providers would rent us now, a job should run on.
 //
-// RankOffers is a pure function of the requirements and the offers: one pass, no I/O, no allocation
-// per offer (only the best `limit` are kept). An offer is feasible when its GPU type, GPU count, GPU
+// RankOffers is a pure function of the requirements and the offers: one pass (a second only when
+// nothing fits, to explain why), no I/O, no allocation per offer (only the best `limit` are kept). An offer is feasible when its GPU type, GPU count, GPU
 // memory, provider, region, reliability, capacity kind (spot or on-demand), price and stock all fit;
 // feasible offers are ranked by effective price (what we would pay per hour, with spot raised by its
 // interruption risk), then by reliability, provider name and offer id, so equal inputs give equal

@@ -68,7 +68,7 @@ bool RegionAllowed(std::string_view region, const std::vector<std::string>& want
 
 inline constexpr double kNever = std::numeric_limits<double>::infinity();
 
-// What ranking reads of one offer. MakeOfferFields fills the derived keys.
+// What ranking reads of one offer. SetPriceKeys fills the two keys from the prices.
 struct OfferFields {
   int gpu_count = 0;
   int available = 0;

@@ -6,8 +6,8 @@
 // (present: the ask can be rented as an interruptible bid). An ask is one machine: available is 1.
 //
 // Ownership: an instance is ours when its label is "gpuorch:<deployment id>:<instance id>"; its env
-// also carries GPUORCH_DEPLOYMENT_ID and GPUORCH_INSTANCE_ID. Create refuses (kBadRequest, before any
-// call) a request without tags.instance_id, with a ':' in it, or whose deployment id is not
+// also carries GPUORCH_DEPLOYMENT_ID and GPUORCH_INSTANCE_ID. Create refuses (kBadRequest, before
+// any call) a request without tags.instance_id, with a ':' in it, or whose deployment id is not
 // options.deployment_id, since ListOurs() could never find what it made.
 //
 // Create (`PUT /asks/{id}/`) is not idempotent at Vast: it is sent once and never retried after the

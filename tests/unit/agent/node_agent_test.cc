@@ -240,6 +240,7 @@ TEST_F(NodeAgentTest, RunsAJobAndShipsItsLogAndExitCode) {
   ASSERT_NE(runner, nullptr);
   EXPECT_EQ(service_->listener().node_id(), "node-worker-1");
   EXPECT_TRUE(Eventually([&] { return agent_->node_id() == "node-worker-1"; }));
+  ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(AgentDir() + "/node.json"); }));
   struct stat st {};
   ASSERT_EQ(::stat((AgentDir() + "/node.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);

@@ -179,6 +179,21 @@ TEST_F(NodeRegistryTest, ProvisioningInstanceJoinsToo) {
   EXPECT_EQ(store_->GetInstance("inst-2")->state, domain::InstanceState::kReady);
 }
 
+TEST_F(NodeRegistryTest, TerminatingInstanceCannotJoin) {
+  InsertInstance("inst-3", "tok-3");
+  ASSERT_TRUE(store_->UpdateInstance(
+      store::InstanceUpdate{.instance_id = "inst-3",
+                            .expected_state = domain::InstanceState::kRequested,
+                            .new_state = domain::InstanceState::kTerminating},
+      clock_.Now()));
+  auto refused = registry_->Register(agent::RegisterRequest{.join_token = "tok-3",
+                                                            .node_name = "late"});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, core::Code::kUnauthenticated);
+  EXPECT_TRUE(listener_.ready.empty());
+  EXPECT_TRUE(store_->ListNodes()->empty());
+}
+
 TEST_F(NodeRegistryTest, StaticTokenWrongTokenAndUniqueIds) {
   auto first = Join("My Box");
   EXPECT_EQ(first.node_id, "node-my-box");

@@ -232,6 +232,23 @@ TEST(RankingTest, NothingFeasibleExplainsWhy) {
   gone.available = 0;
   EXPECT_EQ(Rank({.gpu_type = "H100", .gpu_count = 8}, {gone}).explanation,
             "no offer has 8 x H100; the 1 offer that would fit are out of stock");
+  domain::Offer cheap_gone = Make("runpod", "cheap", "H100", 8, 15.0);
+  cheap_gone.available = 0;
+  EXPECT_EQ(Rank({.gpu_type = "H100", .gpu_count = 8, .max_price_per_hour = 20},
+                 {cheap_gone, Make("aws", "p5b", "H100", 8, 99.0)})
+                .explanation,
+            "no offer has 8 x H100 under $20.00/h; the 1 offer that would fit are out of stock; "
+            "the cheapest above the price limit is aws p5b in us-east-1 at $99.00/h (on-demand)");
+
+  EXPECT_EQ(Rank({.gpu_type = "H100", .memory_gb = 100}, {p5}).explanation,
+            "no offer has 1 x H100 with 100 GB GPU memory; the most GPU memory on offer is 80 GB "
+            "per GPU, and 100 GB per GPU is needed");
+  domain::Offer shaky = Make("vastai", "v", "H100", 1, 0, 1.5);
+  shaky.reliability = 0.9;
+  EXPECT_EQ(Rank({.gpu_type = "H100", .min_reliability = 0.95}, {shaky}).explanation,
+            "no offer has 1 x H100 with reliability >= 0.95; 1 offer of that shape are below "
+            "reliability 0.95; cheapest: vastai v in us-east-1 at $1.50/h (spot) with reliability "
+            "0.9");
 }
 
 TEST(RankingTest, TiesBrokenByReliabilityThenProviderThenOfferId) {

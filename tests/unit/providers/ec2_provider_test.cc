@@ -281,6 +281,16 @@ TEST_F(Ec2ProviderTest, CreateRefusesWhatItCannotSendWithoutCallingEc2) {
   refused = provider_->Create(bad_env);
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(CauseOf(refused.error()), ProviderCause::kBadRequest);
+  // Without a deployment id the instance could not be found again: refused, and never listed.
+  auto anonymous = Make("");
+  CreateInstanceRequest untagged = Request("inst-z");
+  untagged.tags.deployment_id = "";
+  refused = anonymous->Create(untagged);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(CauseOf(refused.error()), ProviderCause::kBadRequest);
+  auto listed = anonymous->ListOurs();
+  ASSERT_FALSE(listed.has_value());
+  EXPECT_EQ(CauseOf(listed.error()), ProviderCause::kBadRequest);
   EXPECT_EQ(fake_->RequestCount(), 0);
 }
 
