@@ -233,3 +233,5 @@ BENCHMARK(BM_IndexBuild)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace gpuorch::optimizer
+
+BENCHMARK_MAIN();

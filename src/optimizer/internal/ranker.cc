@@ -22,6 +22,12 @@ std::string Number(double value) {
   return buf;
 }
 
+std::string Reliability(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", value);
+  return buf;
+}
+
 std::string Join(const std::vector<std::string>& items, std::string_view sep) {
   std::string out;
   for (const auto& item : items) {
@@ -224,7 +230,7 @@ RankedOffer Ranker::MakeRanked(const Candidate& c) const {
   std::string why;
   if (c.spot) {
     why = "spot at " + Money(c.price) + ", counted as " + Money(c.effective) +
-          " for its interruption risk (reliability " + Number(c.reliability) + ")";
+          " for its interruption risk (reliability " + Reliability(c.reliability) + ")";
     if (allow_on_demand_ && o.on_demand_price > 0) {
       why += "; on-demand is " + Money(o.on_demand_price);
     }
@@ -330,7 +336,7 @@ std::string Ranker::ExplainNone(int considered) const {
       out += Plural(n, "offer") + " of that shape are below reliability " +
              Number(min_reliability_) + "; cheapest: " + cheapest(kReliability);
       if (tally_[kReliability].cheapest_price != std::numeric_limits<double>::infinity()) {
-        out += " with reliability " + Number(offers_[tally_[kReliability].cheapest].reliability);
+        out += " with reliability " + Reliability(offers_[tally_[kReliability].cheapest].reliability);
       }
       return out;
     case kCapacity:
