@@ -1,7 +1,9 @@
 #include "domain/gpu.h"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
+#include <vector>
 
 namespace gpuorch::domain {
 namespace {
@@ -57,6 +59,37 @@ const std::set<std::string>& KnownGpuTypes() {
     return out;
   }();
   return types;
+}
+
+
+std::string CanonicalGpuModel(std::string_view provider_name) {
+  static const std::vector<std::string_view> kDropped = {
+      "NVIDIA", "GEFORCE", "TESLA", "AMD", "INSTINCT", "PCIE",       "SXM",       "SXM2",
+      "SXM4",   "SXM5",    "HBM3",  "OAM", "FHHL",     "GENERATION", "BLACKWELL", "EDITION"};
+  std::string kept;
+  std::string token;
+  auto flush = [&] {
+    std::string upper(token);
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    const bool memory = upper.size() > 2 && upper.ends_with("GB") &&
+                        std::all_of(upper.begin(), upper.end() - 2,
+                                    [](unsigned char c) { return std::isdigit(c) != 0; });
+    if (!upper.empty() && !memory &&
+        std::find(kDropped.begin(), kDropped.end(), upper) == kDropped.end()) {
+      kept += upper;
+    }
+    token.clear();
+  };
+  for (char c : provider_name) {
+    if (c == ' ' || c == '-' || c == '_') {
+      flush();
+    } else {
+      token.push_back(c);
+    }
+  }
+  flush();
+  return CanonicalGpuType(kept);
 }
 
 }  // namespace gpuorch::domain

@@ -22,6 +22,11 @@ struct GpuDevice {
 // "GeForce RTX 4090" are all "RTX4090"; "NVIDIA H200" is "H200". Empty and "any" give "".
 std::string CanonicalGpuType(std::string_view text);
 
+// The canonical type of a provider's GPU name, which may carry vendor, form factor and memory:
+// "NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3", "A100 PCIE" and "Tesla V100" give "A100",
+// "H100", "A100" and "V100". The memory is the offer's own figure, not part of the type.
+std::string CanonicalGpuModel(std::string_view provider_name);
+
 // GPU memory in GB for well-known types ("RTX4090" → 24), or 0 when unknown.
 double KnownGpuMemoryGb(std::string_view canonical_type);
 

@@ -12,9 +12,15 @@
 
 #include "core/log.h"
 #include "domain/gpu.h"
+#include "providers/internal/json_fields.h"
 
 namespace gpuorch::providers {
 namespace {
+
+using internal::ContainsAny;
+using internal::Lower;
+using internal::Num;
+using internal::Str;
 
 using json = nlohmann::json;
 
@@ -46,67 +52,7 @@ auto Parsing(std::string_view what, F&& parse) -> decltype(parse()) {
   }
 }
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
-bool ContainsAny(const std::string& haystack, std::initializer_list<std::string_view> needles) {
-  return std::any_of(needles.begin(), needles.end(), [&](std::string_view needle) {
-    return haystack.find(needle) != std::string::npos;
-  });
-}
-
-std::string Str(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return "";
-  }
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-double Num(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return 0;
-  }
-  auto it = object.find(key);
-  return it != object.end() && it->is_number() ? it->get<double>() : 0;
-}
-
-// RunPod ids and display names carry form factor and memory ("NVIDIA A100-SXM4-80GB", "NVIDIA H100
-// 80GB HBM3", "A100 SXM 80GB"): the canonical type names the model alone (runpod.md §6), and the
-// offer's gpu_memory_gb tells the memory.
-std::string CanonicalRunPodGpu(std::string_view text) {
-  static const std::vector<std::string_view> kDropped = {
-      "NVIDIA", "GEFORCE", "TESLA", "AMD", "INSTINCT", "PCIE",       "SXM",       "SXM2",
-      "SXM4",   "SXM5",    "HBM3",  "OAM", "FHHL",     "GENERATION", "BLACKWELL", "EDITION"};
-  std::string kept;
-  std::string token;
-  auto flush = [&] {
-    std::string upper = Lower(token);
-    std::transform(upper.begin(), upper.end(), upper.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    const bool memory = upper.size() > 2 && upper.ends_with("GB") &&
-                        std::all_of(upper.begin(), upper.end() - 2,
-                                    [](unsigned char c) { return std::isdigit(c) != 0; });
-    if (!upper.empty() && !memory &&
-        std::find(kDropped.begin(), kDropped.end(), upper) == kDropped.end()) {
-      kept += upper;
-    }
-    token.clear();
-  };
-  for (char c : text) {
-    if (c == ' ' || c == '-' || c == '_') {
-      flush();
-    } else {
-      token.push_back(c);
-    }
-  }
-  flush();
-  return domain::CanonicalGpuType(kept);
-}
 
 // stockStatus → how many pods of the type we expect to be creatable now; a coarse estimate since
 // RunPod publishes levels, not counts.
@@ -323,7 +269,7 @@ std::vector<domain::Offer> RunPodProvider::OffersOf(const json& gpu_type) const 
     offer.provider = "runpod";
     offer.offer_id = id + "|" + std::to_string(count);
     offer.instance_type = std::to_string(count) + "x " + (display.empty() ? id : display);
-    offer.gpu_type = CanonicalRunPodGpu(id);
+    offer.gpu_type = domain::CanonicalGpuModel(id);
     offer.gpu_count = count;
     offer.gpu_memory_gb = Num(gpu_type, "memoryInGb");
     offer.on_demand_price = on_demand > 0 ? on_demand * count : 0;
@@ -370,7 +316,7 @@ ProviderInstance RunPodProvider::InstanceOf(const json& pod) const {
   instance.gpu_count = static_cast<int>(Num(pod, "gpuCount"));
   instance.price_per_hour = Num(pod, "costPerHr");
   if (pod.contains("machine")) {
-    instance.gpu_type = CanonicalRunPodGpu(Str(pod["machine"], "gpuDisplayName"));
+    instance.gpu_type = domain::CanonicalGpuModel(Str(pod["machine"], "gpuDisplayName"));
   }
   if (runtime.is_object() && runtime.contains("ports") && runtime["ports"].is_array()) {
     for (const auto& port : runtime["ports"]) {
@@ -478,7 +424,8 @@ core::Result<ProviderInstance> RunPodProvider::Create(const CreateInstanceReques
     ProviderInstance instance = InstanceOf(pod);
     instance.tags = OwnerTags{deployment, request.tags.instance_id};
     instance.offer_id = offer_id;
-    instance.gpu_type = request.offer.gpu_type.empty() ? CanonicalRunPodGpu(offer_id.substr(0, bar))
+    instance.gpu_type = request.offer.gpu_type.empty()
+                            ? domain::CanonicalGpuModel(offer_id.substr(0, bar))
                                                        : request.offer.gpu_type;
     instance.gpu_count = count;
     instance.spot = request.spot;

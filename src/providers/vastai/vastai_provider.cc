@@ -13,9 +13,15 @@
 
 #include "core/log.h"
 #include "domain/gpu.h"
+#include "providers/internal/json_fields.h"
 
 namespace gpuorch::providers {
 namespace {
+
+using internal::ContainsAny;
+using internal::Lower;
+using internal::Num;
+using internal::Str;
 
 using json = nlohmann::json;
 
@@ -28,34 +34,6 @@ constexpr std::string_view kOnStart =
     "if command -v gpuorch >/dev/null 2>&1; then nohup gpuorch agent >>/var/log/gpuorch-agent.log "
     "2>&1 & fi";
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-bool ContainsAny(const std::string& haystack, std::initializer_list<std::string_view> needles) {
-  return std::any_of(needles.begin(), needles.end(), [&](std::string_view needle) {
-    return haystack.find(needle) != std::string::npos;
-  });
-}
-
-std::string Str(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return "";
-  }
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-double Num(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return 0;
-  }
-  auto it = object.find(key);
-  return it != object.end() && it->is_number() ? it->get<double>() : 0;
-}
 
 bool Bool(const json& object, const char* key) {
   if (!object.is_object()) {
@@ -95,37 +73,6 @@ std::string Trim(std::string text) {
   return text;
 }
 
-// Vast GPU names carry the form factor ("A100 PCIE", "H100 SXM", "Tesla V100"): the canonical type
-// names the model alone, and the offer's gpu_memory_gb tells the memory.
-std::string CanonicalVastGpu(std::string_view text) {
-  static const std::vector<std::string_view> kDropped = {"NVIDIA",   "GEFORCE", "TESLA", "AMD",
-                                                         "INSTINCT", "PCIE",    "SXM",   "SXM2",
-                                                         "SXM4",     "SXM5",    "HBM3"};
-  std::string kept;
-  std::string token;
-  auto flush = [&] {
-    std::string upper(token);
-    std::transform(upper.begin(), upper.end(), upper.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    const bool memory = upper.size() > 2 && upper.ends_with("GB") &&
-                        std::all_of(upper.begin(), upper.end() - 2,
-                                    [](unsigned char c) { return std::isdigit(c) != 0; });
-    if (!upper.empty() && !memory &&
-        std::find(kDropped.begin(), kDropped.end(), upper) == kDropped.end()) {
-      kept += upper;
-    }
-    token.clear();
-  };
-  for (char c : text) {
-    if (c == ' ' || c == '-' || c == '_') {
-      flush();
-    } else {
-      token.push_back(c);
-    }
-  }
-  flush();
-  return domain::CanonicalGpuType(kept);
-}
 
 // Vast reports memory in MB (vastai.md §2.2).
 double GbOfMb(double mb) { return std::round(mb / 1024.0); }
@@ -300,7 +247,7 @@ domain::Offer VastAiProvider::OfferOf(const json& ask) const {
   const std::string gpu_name = Str(ask, "gpu_name");
   offer.gpu_count = static_cast<int>(Num(ask, "num_gpus"));
   offer.instance_type = std::to_string(offer.gpu_count) + "x " + gpu_name;
-  offer.gpu_type = CanonicalVastGpu(gpu_name);
+  offer.gpu_type = domain::CanonicalGpuModel(gpu_name);
   offer.gpu_memory_gb = GbOfMb(Num(ask, "gpu_ram"));
   offer.on_demand_price = Num(ask, "dph_total");
   if (const double bid = Num(ask, "min_bid"); bid > 0) {
@@ -348,7 +295,7 @@ ProviderInstance VastAiProvider::InstanceOf(const json& instance) const {
       !intended.empty() && intended != actual) {
     out.status_detail += " (intended " + intended + ")";
   }
-  out.gpu_type = CanonicalVastGpu(Str(instance, "gpu_name"));
+  out.gpu_type = domain::CanonicalGpuModel(Str(instance, "gpu_name"));
   out.gpu_count = static_cast<int>(Num(instance, "num_gpus"));
   out.price_per_hour = Num(instance, "dph_total");
   out.region = Str(instance, "geolocation");
