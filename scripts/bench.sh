@@ -37,3 +37,9 @@ if [ -x "$BIN/store_bench" ]; then
   echo "== store group commit (Google Benchmark)"
   "$BIN/store_bench" --benchmark_min_time=0.5
 fi
+
+if [ -x "$BIN/optimizer_bench" ]; then
+  echo
+  echo "== optimizer: one decision over 50,000 offers from three providers (Google Benchmark)"
+  "$BIN/optimizer_bench" --benchmark_min_time=0.2
+fi
