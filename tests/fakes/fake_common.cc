@@ -44,6 +44,56 @@ std::optional<Fault> FaultInjector::Take(const std::string& operation) {
   return std::nullopt;
 }
 
+LateAnswers::~LateAnswers() { Stop(); }
+
+void LateAnswers::Send(std::chrono::milliseconds delay, api::Responder respond,
+                       api::HttpResponse response) {
+  std::unique_lock lock(mu_);
+  if (stopping_) {
+    lock.unlock();
+    respond(std::move(response));
+    return;
+  }
+  threads_.emplace_back([this, delay, respond = std::move(respond),
+                         response = std::move(response)]() mutable {
+    {
+      std::unique_lock wait_lock(mu_);
+      cv_.wait_for(wait_lock, delay, [this] { return stopping_; });
+    }
+    respond(std::move(response));
+  });
+}
+
+void LateAnswers::Stop() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    threads.swap(threads_);
+  }
+  cv_.notify_all();
+  for (auto& thread : threads) {
+    thread.join();
+  }
+}
+
+std::vector<AgentProcess> TakeAgents(std::vector<LedgerEntry>& ledger, const std::string& work_dir) {
+  std::vector<AgentProcess> agents;
+  for (auto& entry : ledger) {
+    if (entry.agent_pid > 0) {
+      agents.emplace_back(entry.agent_pid, work_dir + "/" + entry.provider_instance_id);
+      entry.agent_pid = 0;
+    }
+  }
+  return agents;
+}
+
+void KillAgents(const std::vector<AgentProcess>& agents) {
+  for (const auto& [pid, dir] : agents) {
+    KillAgent(pid, dir);
+  }
+}
+
 pid_t LaunchAgent(const AgentLaunch& launch) {
   std::error_code ec;
   std::filesystem::create_directories(launch.data_dir, ec);

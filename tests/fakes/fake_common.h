@@ -8,6 +8,9 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <thread>
+#include <utility>
 #include <deque>
 #include <map>
 #include <memory>
@@ -16,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "api/http_server.h"
 #include "core/clock.h"
 
 namespace gpuorch::fakes {
@@ -81,6 +85,34 @@ struct AgentLaunch {
   std::map<std::string, std::string> extra_env;  // anything else the instance was given
   std::string log_path;       // the agent's stdout+stderr; empty: <data_dir>/agent.log
 };
+
+// Answers that timeout faults hold back, each on a thread of its own. Thread-safe.
+class LateAnswers {
+ public:
+  LateAnswers() = default;
+  LateAnswers(const LateAnswers&) = delete;
+  LateAnswers& operator=(const LateAnswers&) = delete;
+  ~LateAnswers();  // Stop()s
+
+  // Sends `response` through `respond` after `delay`, or as soon as Stop() is called (at once when
+  // already stopped).
+  void Send(std::chrono::milliseconds delay, api::Responder respond, api::HttpResponse response);
+  // Releases every held answer and joins their threads. Idempotent.
+  void Stop();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;               // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;    // GUARDED_BY(mu_)
+};
+
+// An agent a fake started: its pid and data dir.
+using AgentProcess = std::pair<pid_t, std::string>;
+// The agents of `ledger`'s entries (data dirs <work_dir>/<provider instance id>), forgetting their
+// pids so that nothing kills them twice. REQUIRES: the caller holds the lock guarding `ledger`.
+std::vector<AgentProcess> TakeAgents(std::vector<LedgerEntry>& ledger, const std::string& work_dir);
+void KillAgents(const std::vector<AgentProcess>& agents);
 
 // Starts `gpuorch agent` in its own process group; the pid, or -1 on failure.
 pid_t LaunchAgent(const AgentLaunch& launch);

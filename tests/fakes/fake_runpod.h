@@ -104,16 +104,14 @@ class FakeRunPod final : public FakeProviderServer {
   const core::Clock& clock_;
   FaultInjector faults_;
   std::unique_ptr<api::HttpServer> server_;
+  LateAnswers late_answers_;
 
   mutable std::mutex mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;                      // GUARDED_BY(mu_)
   bool start_agents_ = true;                   // GUARDED_BY(mu_)
   std::map<std::string, FakeRunPodPod> pods_;  // GUARDED_BY(mu_)
   std::vector<LedgerEntry> ledger_;            // GUARDED_BY(mu_)
   std::map<std::string, int> capacity_;        // GUARDED_BY(mu_)
   std::map<std::string, int> requests_;        // GUARDED_BY(mu_)
-  std::vector<std::thread> late_answers_;      // GUARDED_BY(mu_)
   uint64_t next_id_ = 0;                       // GUARDED_BY(mu_)
 };
 

@@ -352,29 +352,16 @@ bool FakeVastAi::Interrupt(const std::string& provider_instance_id) {
 }
 
 void FakeVastAi::Stop() {
-  std::vector<std::thread> late;
-  std::vector<std::pair<pid_t, std::string>> agents;
+  std::vector<AgentProcess> agents;
   {
     std::lock_guard lock(mu_);
-    stopping_ = true;
-    late.swap(late_answers_);
-    for (auto& entry : ledger_) {
-      if (entry.agent_pid > 0) {
-        agents.emplace_back(entry.agent_pid, options_.work_dir + "/" + entry.provider_instance_id);
-        entry.agent_pid = 0;
-      }
-    }
+    agents = TakeAgents(ledger_, options_.work_dir);
   }
-  stop_cv_.notify_all();
-  for (auto& thread : late) {
-    thread.join();
-  }
+  late_answers_.Stop();
   if (server_) {
     server_->Stop();
   }
-  for (const auto& [pid, dir] : agents) {
-    KillAgent(pid, dir);
-  }
+  KillAgents(agents);
 }
 
 void FakeVastAi::Handle(api::HttpRequest request, api::Responder respond) {
@@ -451,20 +438,10 @@ void FakeVastAi::Inject(const Fault& fault, const std::string& operation, api::R
       respond(std::move(response));
       return;
     }
-    case FaultKind::kTimeout: {
-      std::lock_guard lock(mu_);
-      if (stopping_) {
-        break;
-      }
-      late_answers_.emplace_back([this, delay = fault.delay, respond = std::move(respond)] {
-        {
-          std::unique_lock wait_lock(mu_);
-          stop_cv_.wait_for(wait_lock, delay, [this] { return stopping_; });
-        }
-        respond(JsonResponse(504, {{"detail", "Gateway Timeout"}}));
-      });
+    case FaultKind::kTimeout:
+      late_answers_.Send(fault.delay, std::move(respond),
+                         JsonResponse(504, {{"detail", "Gateway Timeout"}}));
       return;
-    }
     case FaultKind::kMalformed: {
       api::HttpResponse response;
       response.body = operation == "offers" ? "{\"offers\": [{\"id\": 70010" : "{\"success\": tr";
