@@ -341,13 +341,12 @@ void ApiRouter::AddCloudInfo(const domain::Job& job, nlohmann::json& out) const 
     return;
   }
   double cost = 0;
-  if (auto usage = store_.ListUsage({.job_id = job.id})) {
-    const core::SystemTime now = clock_.Now();
-    for (const auto& record : *usage) {
-      const core::SystemTime end = record.ended_at.value_or(now);
-      if (end > record.started_at) {
-        cost += record.usd_per_hour *
-                std::chrono::duration<double>(end - record.started_at).count() / 3600.0;
+  // A job that never started has no usage: spare the read.
+  if (job.attempt > 0) {
+    if (auto usage = store_.ListUsage({.job_id = job.id})) {
+      const core::SystemTime now = clock_.Now();
+      for (const auto& record : *usage) {
+        cost += store::UsageCostUsd(record, now);
       }
     }
   }

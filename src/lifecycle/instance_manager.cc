@@ -383,9 +383,16 @@ void InstanceManager::ReapIdleAndStuck() {
       last_busy_[instance.id] = now;
       continue;
     }
-    const core::SystemTime idle_since = std::max(
-        {last_busy_.count(instance.id) ? last_busy_[instance.id] : core::SystemTime{},
-         instance.ready_at.value_or(instance.created_at), instance.last_busy_at.value_or(core::SystemTime{})});
+    core::SystemTime idle_since = std::max(instance.ready_at.value_or(instance.created_at),
+                                           instance.last_busy_at.value_or(core::SystemTime{}));
+    if (auto busy_at = last_busy_.find(instance.id); busy_at != last_busy_.end()) {
+      // It just went idle: record when, once, so that a restart does not reap it early.
+      idle_since = std::max(idle_since, busy_at->second);
+      (void)Update({.instance_id = instance.id,
+                    .expected_state = InstanceState::kReady,
+                    .last_busy_at = std::optional(std::optional(busy_at->second))});
+      last_busy_.erase(busy_at);
+    }
     if (now - idle_since < std::chrono::seconds(instance.idle_timeout_seconds)) {
       continue;
     }
@@ -395,7 +402,6 @@ void InstanceManager::ReapIdleAndStuck() {
     }
     --ready_by_type[instance.offer.gpu_type];
     EndInstance(instance, "idle for " + std::to_string(instance.idle_timeout_seconds) + " s");
-    last_busy_.erase(instance.id);
   }
 }
 
@@ -637,12 +643,7 @@ CostSummary InstanceManager::Costs() const {
   double attributed = 0;
   if (auto usage = store_.ListUsage({})) {
     for (const store::UsageRecord& record : *usage) {
-      const core::SystemTime end = record.ended_at.value_or(now);
-      if (end <= record.started_at) {
-        continue;
-      }
-      const double cost = record.usd_per_hour *
-                          std::chrono::duration<double>(end - record.started_at).count() / 3600.0;
+      const double cost = store::UsageCostUsd(record, now);
       out.by_user[record.owner] += cost;
       attributed += cost;
     }

@@ -154,7 +154,8 @@ class InstanceManager final : public NodeListener {
   std::mutex loop_mu_;  // serializes Tick, Reconcile and Terminate
   std::map<std::string, core::SystemTime> first_seen_waiting_;  // GUARDED_BY(loop_mu_)
   std::map<std::string, core::SystemTime> retry_at_;            // GUARDED_BY(loop_mu_)
-  std::map<std::string, core::SystemTime> last_busy_;           // GUARDED_BY(loop_mu_)
+  // Ready instances seen running a job, not yet recorded as idle. GUARDED_BY(loop_mu_)
+  std::map<std::string, core::SystemTime> last_busy_;
   std::atomic<bool> crash_armed_{true};
 
   mutable std::mutex info_mu_;

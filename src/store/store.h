@@ -124,6 +124,9 @@ struct UsageRecord {
   bool operator==(const UsageRecord&) const = default;
 };
 
+// What `usage` cost up to `now`: usd_per_hour × (ended_at or now − started_at), billed per second.
+double UsageCostUsd(const UsageRecord& usage, core::SystemTime now);
+
 struct UsageQuery {
   std::optional<std::string> owner;
   std::optional<std::string> job_id;
