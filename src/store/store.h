@@ -134,6 +134,51 @@ struct UsageQuery {
   std::optional<core::SystemTime> active_since;  // only records not ended before this time
 };
 
+// A user of the API (security/). Names are unique; ids never change.
+struct UserRecord {
+  std::string id;                          // "usr_..."
+  std::string name;                        // unique
+  std::string role = "user";               // "admin" or "user"
+  std::string password_hash;               // Argon2id string (crypto_pwhash_str); empty: no login
+  bool disabled = false;
+  int64_t token_version = 0;               // bumped to revoke every access token issued before
+  // Limits set by admins; nullopt: the service's configured default.
+  std::optional<int> max_gpus;
+  std::optional<int> max_queued_jobs;
+  std::optional<double> monthly_budget_usd;
+  core::SystemTime created_at{};
+  core::SystemTime updated_at{};
+
+  bool operator==(const UserRecord&) const = default;
+};
+
+// A long-lived API token. Only the SHA-256 of its secret is stored.
+struct ApiTokenRecord {
+  std::string id;                          // "tok_..."
+  std::string user_id;
+  std::string name;                        // what it is for, e.g. "ci"
+  std::string token_hash;                  // SHA-256 hex of the secret; unique
+  std::string hint;                        // last 4 characters of the secret, for display
+  core::SystemTime created_at{};
+  std::optional<core::SystemTime> expires_at;
+  std::optional<core::SystemTime> revoked_at;
+
+  bool operator==(const ApiTokenRecord&) const = default;
+};
+
+// A provider credential sealed by the secret vault (security/secret_vault.h); never plaintext.
+struct CredentialRecord {
+  std::string provider;                    // "runpod", "vastai", "aws"
+  std::string name;                        // the provider variable, e.g. "RUNPOD_API_KEY"
+  std::string sealed;                      // nonce + ciphertext + tag (binary)
+  std::string key_id;                      // the master key that sealed it
+  std::string hint;                        // last 4 characters of the plaintext
+  std::string fingerprint;                 // short SHA-256 hex of the plaintext
+  core::SystemTime updated_at{};
+
+  bool operator==(const CredentialRecord&) const = default;
+};
+
 using InsertCallback = std::function<void(core::Result<InsertOutcome>)>;
 
 class Store {
@@ -239,6 +284,44 @@ class Store {
   // value it stored. A stored value never changes.
   [[nodiscard]] virtual core::Result<std::string> GetOrInitSetting(const std::string& key,
                                                                    const std::string& initial) = 0;
+
+  // --- users, API tokens, provider credentials (security) ---
+  // Durably inserts `user`. kAlreadyExists when its id or name is taken; kInvalidArgument when the
+  // id or name is empty, the role is not "admin" or "user", or the budget is not finite.
+  [[nodiscard]] virtual core::Status InsertUser(const UserRecord& user) = 0;
+  // The user with this id, or kNotFound.
+  [[nodiscard]] virtual core::Result<UserRecord> GetUser(const std::string& id) = 0;
+  // The user with this name, or kNotFound.
+  [[nodiscard]] virtual core::Result<UserRecord> GetUserByName(const std::string& name) = 0;
+  // Every user, oldest first.
+  [[nodiscard]] virtual core::Result<std::vector<UserRecord>> ListUsers() = 0;
+  // Durably replaces every field but id, name and created_at of the user with `user.id`; returns the
+  // stored record. kNotFound; kInvalidArgument as for InsertUser.
+  [[nodiscard]] virtual core::Result<UserRecord> UpdateUser(const UserRecord& user) = 0;
+
+  // Durably inserts `token`. kAlreadyExists when its id or hash is taken; kInvalidArgument when the
+  // id, user_id or hash is empty; kNotFound when the user does not exist.
+  [[nodiscard]] virtual core::Status InsertApiToken(const ApiTokenRecord& token) = 0;
+  // Tokens of `user_id` (every user's when nullopt), oldest first, revoked ones included.
+  [[nodiscard]] virtual core::Result<std::vector<ApiTokenRecord>> ListApiTokens(
+      const std::optional<std::string>& user_id) = 0;
+  // Durably sets revoked_at of the token when it is not revoked yet (no-op otherwise); returns the
+  // stored record. kNotFound when there is no such token.
+  [[nodiscard]] virtual core::Result<ApiTokenRecord> RevokeApiToken(const std::string& id,
+                                                                    core::SystemTime now) = 0;
+
+  // Durably inserts or replaces the credential (provider, name). kInvalidArgument when provider,
+  // name, sealed or key_id is empty.
+  [[nodiscard]] virtual core::Status PutCredential(const CredentialRecord& credential) = 0;
+  // Every stored credential, ordered by (provider, name).
+  [[nodiscard]] virtual core::Result<std::vector<CredentialRecord>> ListCredentials() = 0;
+  // Durably deletes (provider, name); kNotFound when absent.
+  [[nodiscard]] virtual core::Status DeleteCredential(const std::string& provider,
+                                                      const std::string& name) = 0;
+  // Replaces the stored credentials by `credentials` in one transaction: all or nothing (for
+  // re-encryption under a new master key).
+  [[nodiscard]] virtual core::Status ReplaceCredentials(
+      const std::vector<CredentialRecord>& credentials) = 0;
 
   // Succeeds when the store can read and write now; kUnavailable otherwise.
   [[nodiscard]] virtual core::Status Ping() = 0;

@@ -13,6 +13,7 @@
 
 #include "core/periodic_loop.h"
 #include "store/sqlite/internal/connection.h"
+#include "store/sqlite/internal/credential_table.h"
 #include "store/sqlite/internal/group_commit_writer.h"
 #include "store/sqlite/internal/instance_table.h"
 #include "store/sqlite/internal/job_table.h"
@@ -20,6 +21,7 @@
 #include "store/sqlite/internal/node_table.h"
 #include "store/sqlite/internal/read_pool.h"
 #include "store/sqlite/internal/usage_table.h"
+#include "store/sqlite/internal/user_table.h"
 
 namespace gpuorch::store {
 namespace {
@@ -41,15 +43,15 @@ core::Error NotFound(const std::string& job_id) {
       .code = core::Code::kNotFound, .message = "job " + job_id + " not found", .field = "job_id"};
 }
 
-// The row a lookup by id found, or kNotFound naming the `kind` of record.
+// The row a lookup by `field` (`id` its value) found, or kNotFound naming the `kind` of record.
 template <typename T>
 core::Result<T> FoundOrNotFound(core::Result<std::optional<T>> row, std::string_view kind,
-                                const std::string& id) {
+                                const std::string& id, const std::string& field = "id") {
   if (!row) {
     return core::Fail(row.error());
   }
   if (!*row) {
-    return core::Fail(core::Code::kNotFound, std::string(kind) + " " + id + " not found", "id");
+    return core::Fail(core::Code::kNotFound, std::string(kind) + " " + id + " not found", field);
   }
   return std::move(**row);
 }
@@ -456,6 +458,76 @@ class SqliteStore final : public Store {
     }
     return Write<std::string>("init setting", [&](Connection& db) {
       return sqlite_internal::InitAndSelectSetting(db, key, initial);
+    });
+  }
+
+  core::Status InsertUser(const UserRecord& user) override {
+    return Write<void>("insert user",
+                       [&](Connection& db) { return sqlite_internal::InsertUserRow(db, user); });
+  }
+
+  core::Result<UserRecord> GetUser(const std::string& id) override {
+    return Read("get user", [&](Connection& db) {
+      return FoundOrNotFound(sqlite_internal::SelectUserById(db, id), "user", id);
+    });
+  }
+
+  core::Result<UserRecord> GetUserByName(const std::string& name) override {
+    return Read("get user by name", [&](Connection& db) {
+      return FoundOrNotFound(sqlite_internal::SelectUserByName(db, name), "user named", name,
+                             "name");
+    });
+  }
+
+  core::Result<std::vector<UserRecord>> ListUsers() override {
+    return Read("list users", [](Connection& db) { return sqlite_internal::SelectUsers(db); });
+  }
+
+  core::Result<UserRecord> UpdateUser(const UserRecord& user) override {
+    return Write<UserRecord>(
+        "update user", [&](Connection& db) { return sqlite_internal::UpdateUserRow(db, user); });
+  }
+
+  core::Status InsertApiToken(const ApiTokenRecord& token) override {
+    return Write<void>("insert API token", [&](Connection& db) {
+      return sqlite_internal::InsertApiTokenRow(db, token);
+    });
+  }
+
+  core::Result<std::vector<ApiTokenRecord>> ListApiTokens(
+      const std::optional<std::string>& user_id) override {
+    return Read("list API tokens",
+                [&](Connection& db) { return sqlite_internal::SelectApiTokens(db, user_id); });
+  }
+
+  core::Result<ApiTokenRecord> RevokeApiToken(const std::string& id,
+                                              core::SystemTime now) override {
+    return Write<ApiTokenRecord>("revoke API token", [&](Connection& db) {
+      return sqlite_internal::RevokeApiTokenRow(db, id, now);
+    });
+  }
+
+  core::Status PutCredential(const CredentialRecord& credential) override {
+    return Write<void>("put credential", [&](Connection& db) {
+      return sqlite_internal::UpsertCredentialRow(db, credential);
+    });
+  }
+
+  core::Result<std::vector<CredentialRecord>> ListCredentials() override {
+    return Read("list credentials",
+                [](Connection& db) { return sqlite_internal::SelectCredentials(db); });
+  }
+
+  core::Status DeleteCredential(const std::string& provider, const std::string& name) override {
+    return Write<void>("delete credential", [&](Connection& db) {
+      return sqlite_internal::DeleteCredentialRow(db, provider, name);
+    });
+  }
+
+  core::Status ReplaceCredentials(const std::vector<CredentialRecord>& credentials) override {
+    // One op, so one savepoint of the writer's batch: a failure part-way rolls all of it back.
+    return Write<void>("replace credentials", [&](Connection& db) {
+      return sqlite_internal::ReplaceCredentialRows(db, credentials);
     });
   }
 

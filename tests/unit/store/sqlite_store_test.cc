@@ -384,6 +384,35 @@ class NotSqlite final : public Store {
                                              const std::string& initial) override {
     return initial;
   }
+  core::Status InsertUser(const UserRecord&) override { return core::Ok(); }
+  core::Result<UserRecord> GetUser(const std::string&) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Result<UserRecord> GetUserByName(const std::string&) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Result<std::vector<UserRecord>> ListUsers() override { return std::vector<UserRecord>{}; }
+  core::Result<UserRecord> UpdateUser(const UserRecord&) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Status InsertApiToken(const ApiTokenRecord&) override { return core::Ok(); }
+  core::Result<std::vector<ApiTokenRecord>> ListApiTokens(
+      const std::optional<std::string>&) override {
+    return std::vector<ApiTokenRecord>{};
+  }
+  core::Result<ApiTokenRecord> RevokeApiToken(const std::string&, core::SystemTime) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Status PutCredential(const CredentialRecord&) override { return core::Ok(); }
+  core::Result<std::vector<CredentialRecord>> ListCredentials() override {
+    return std::vector<CredentialRecord>{};
+  }
+  core::Status DeleteCredential(const std::string&, const std::string&) override {
+    return core::Fail(Code::kNotFound, "");
+  }
+  core::Status ReplaceCredentials(const std::vector<CredentialRecord>&) override {
+    return core::Ok();
+  }
   core::Status Ping() override { return core::Ok(); }
 };
 
@@ -399,19 +428,20 @@ TEST_F(SqliteStoreTest, FreshFileIsMigratedToTheLatestVersionInWalMode) {
   auto db = sqlite_internal::Connection::Open({.path = DbPath(), .create = false});
   ASSERT_TRUE(db.has_value()) << Describe(db);
   EXPECT_EQ(*(*db)->QueryText("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4");
+  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5");
   EXPECT_EQ(*(*db)->QueryText("SELECT COUNT(*) FROM schema_migrations WHERE applied_at_ms > "
                               "1600000000000"),
-            "4");
+            "5");
   EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)"),
-            "instances_join_token_hash,instances_owner_seq,instances_provider_seq,"
-            "instances_state_seq,job_transitions_job_id,jobs_job_type_seq,"
+            "api_tokens_user_id,instances_join_token_hash,instances_owner_seq,"
+            "instances_provider_seq,instances_state_seq,job_transitions_job_id,jobs_job_type_seq,"
             "jobs_owner_idempotency_key,jobs_owner_seq,jobs_owner_state,jobs_state_seq,"
             "usage_instance_started,usage_owner_started");
   EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name)"),
-            "instances,job_transitions,jobs,nodes,schema_migrations,settings,usage");
+            "api_tokens,instances,job_transitions,jobs,nodes,provider_credentials,"
+            "schema_migrations,settings,usage,users");
 }
 
 // The plan SQLite picks for `sql`, one detail per step.
@@ -581,7 +611,7 @@ TEST_F(SqliteStoreTest, Version3DatabaseMigratesToCapacityTables) {
   ASSERT_FALSE(OpenSqliteStore({.path = DbPath()}).has_value());  // needs `gpuorch migrate`
   auto migrated = MigrateSqlite(DbPath());
   ASSERT_TRUE(migrated.has_value()) << Describe(migrated);
-  EXPECT_EQ(*migrated, 4);
+  EXPECT_EQ(*migrated, SqliteSchemaVersion());
   auto store = OpenOrDie({.migrate_if_empty = false});
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->GetJob("job-old")->owner, "alice");
@@ -589,6 +619,119 @@ TEST_F(SqliteStoreTest, Version3DatabaseMigratesToCapacityTables) {
   domain::Instance instance{.id = "inst-1", .provider = "aws"};
   ASSERT_TRUE(store->InsertInstance(instance).has_value());
   EXPECT_EQ(store->GetInstance("inst-1")->provider, "aws");
+}
+
+TEST_F(SqliteStoreTest, Version4DatabaseMigratesToSecurityTablesKeepingItsRows) {
+  {
+    auto db = sqlite_internal::Connection::Open({.path = DbPath()});
+    ASSERT_TRUE(db.has_value()) << Describe(db);
+    ASSERT_EQ(*sqlite_internal::ApplyMigrations(**db, 4), 4);
+    ASSERT_TRUE((**db).Exec(kOldJobRow).has_value());
+    ASSERT_TRUE((**db)
+                    .Exec("INSERT INTO instances(id, provider, state, created_at_ms, "
+                          "updated_at_ms) VALUES('inst-old', 'aws', 'requested', 1, 1); "
+                          "INSERT INTO settings(key, value) VALUES('signing_key', 'k1')")
+                    .has_value());
+  }
+  auto refused = OpenSqliteStore({.path = DbPath()});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
+  auto migrated = MigrateSqlite(DbPath());
+  ASSERT_TRUE(migrated.has_value()) << Describe(migrated);
+  EXPECT_EQ(*migrated, 5);
+  auto store = OpenOrDie({.migrate_if_empty = false});
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetJob("job-old")->owner, "alice");
+  EXPECT_EQ(store->GetInstance("inst-old")->provider, "aws");
+  EXPECT_EQ(*store->GetOrInitSetting("signing_key", "k2"), "k1");
+  EXPECT_TRUE(store->ListUsers()->empty());
+  EXPECT_TRUE(store->ListApiTokens(std::nullopt)->empty());
+  EXPECT_TRUE(store->ListCredentials()->empty());
+  const UserRecord user{.id = "usr_1", .name = "alice", .role = "admin"};
+  ASSERT_TRUE(store->InsertUser(user).has_value());
+  EXPECT_EQ(*store->GetUserByName("alice"), user);
+  ASSERT_TRUE(
+      store->InsertApiToken({.id = "tok_1", .user_id = "usr_1", .token_hash = "h"}).has_value());
+  ASSERT_TRUE(store
+                  ->PutCredential({.provider = "runpod",
+                                   .name = "RUNPOD_API_KEY",
+                                   .sealed = std::string("\0\1", 2),
+                                   .key_id = "k1"})
+                  .has_value());
+  EXPECT_EQ(store->ListCredentials()->size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, SealedCredentialIsStoredAsABlobOfEveryByte) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  const std::string sealed("\0nonce\0\xff\xfe", 9);
+  ASSERT_TRUE(
+      store->PutCredential({.provider = "aws", .name = "KEY", .sealed = sealed, .key_id = "k"})
+          .has_value());
+  auto db = sqlite_internal::Connection::Open({.path = DbPath(), .create = false});
+  ASSERT_TRUE(db.has_value()) << Describe(db);
+  EXPECT_EQ(*(*db)->QueryText("SELECT typeof(sealed) || ' ' || length(sealed) || ' ' || "
+                              "hex(sealed) FROM provider_credentials"),
+            "blob 9 006E6F6E636500FFFE");
+}
+
+TEST_F(SqliteStoreTest, SecurityQueriesUseTheirIndexes) {
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"SELECT * FROM users WHERE id = 'u'", "sqlite_autoindex_users_1"},
+      {"SELECT * FROM users WHERE name = 'alice'", "sqlite_autoindex_users_2"},
+      {"SELECT * FROM api_tokens WHERE user_id = 'u' ORDER BY created_at_ms, rowid",
+       "api_tokens_user_id"},
+      {"SELECT 1 FROM api_tokens WHERE token_hash = 'h'", "sqlite_autoindex_api_tokens_2"},
+  };
+  for (const auto& [sql, index] : cases) {
+    const std::string plan = QueryPlan(DbPath(), sql);
+    EXPECT_NE(plan.find(index), std::string::npos) << sql << "\n" << plan;
+  }
+}
+
+TEST_F(SqliteStoreTest, SecurityWritesAreAcknowledgedOnlyOnceSynced) {
+  testing::FaultVfs vfs;
+  auto store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  const UserRecord alice{.id = "usr_1", .name = "alice"};
+  const ApiTokenRecord ci{.id = "tok_1", .user_id = "usr_1", .token_hash = "h1"};
+  const CredentialRecord key{
+      .provider = "runpod", .name = "RUNPOD_API_KEY", .sealed = "s1", .key_id = "k1"};
+  uint64_t syncs = vfs.syncs();
+  ASSERT_TRUE(store->InsertUser(alice).has_value());
+  EXPECT_GT(vfs.syncs(), syncs);
+  ASSERT_TRUE(store->InsertApiToken(ci).has_value());
+  ASSERT_TRUE(store->PutCredential(key).has_value());
+  CredentialRecord resealed = key;
+  resealed.sealed = "s2";
+  syncs = vfs.syncs();
+  ASSERT_TRUE(store->PutCredential(resealed).has_value());
+  EXPECT_GT(vfs.syncs(), syncs);
+
+  vfs.set_fail_syncs(true);
+  UserRecord changed = alice;
+  changed.role = "admin";
+  CredentialRecord other = key;
+  other.name = "OTHER";
+  const std::vector<core::Status> failed = {
+      store->InsertUser({.id = "usr_2", .name = "bob"}),
+      store->UpdateUser(changed).map([](auto&&) {}),
+      store->InsertApiToken({.id = "tok_2", .user_id = "usr_1", .token_hash = "h2"}),
+      store->RevokeApiToken("tok_1", clock_.Now()).map([](auto&&) {}),
+      store->PutCredential(other),
+      store->DeleteCredential(key.provider, key.name),
+      store->ReplaceCredentials({other}),
+  };
+  vfs.set_fail_syncs(false);
+  for (const core::Status& status : failed) {
+    ASSERT_FALSE(status.has_value());
+    EXPECT_EQ(status.error().code, Code::kUnavailable) << status.error().message;
+  }
+  EXPECT_EQ(*store->ListUsers(), std::vector<UserRecord>{alice});
+  EXPECT_EQ(*store->ListApiTokens(std::nullopt), std::vector<ApiTokenRecord>{ci});
+  EXPECT_EQ(*store->ListCredentials(), std::vector<CredentialRecord>{resealed});
 }
 
 TEST_F(SqliteStoreTest, BlankFileIsRefusedWhenMigrationOnOpenIsOff) {

@@ -97,6 +97,22 @@ Statement& Statement::Bind(int index, const std::optional<int64_t>& value) {
   return value ? Bind(index, *value) : BindNull(index);
 }
 
+Statement& Statement::Bind(int index, const std::optional<double>& value) {
+  return value ? Bind(index, *value) : BindNull(index);
+}
+
+Statement& Statement::BindBlob(int index, std::string_view bytes) {
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    NoteBindResult(SQLITE_TOOBIG);
+    return *this;
+  }
+  // A null data pointer would bind NULL, not an empty BLOB.
+  const char* data = bytes.data() != nullptr ? bytes.data() : "";
+  NoteBindResult(
+      sqlite3_bind_blob(stmt_, index, data, static_cast<int>(bytes.size()), SQLITE_TRANSIENT));
+  return *this;
+}
+
 core::Result<bool> Statement::Step() {
   if (bind_rc_ != SQLITE_OK) {
     return core::Fail(ErrorFor(nullptr, bind_rc_, "bind"));
@@ -141,6 +157,23 @@ std::optional<int64_t> Statement::OptionalInt64(int column) const {
     return std::nullopt;
   }
   return Int64(column);
+}
+
+std::optional<double> Statement::OptionalDouble(int column) const {
+  if (IsNull(column)) {
+    return std::nullopt;
+  }
+  return Double(column);
+}
+
+std::string Statement::Blob(int column) const {
+  const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, column));
+  // Read the size after the pointer: sqlite3_column_blob may convert the value first.
+  const int size = sqlite3_column_bytes(stmt_, column);
+  if (data == nullptr || size <= 0) {
+    return {};
+  }
+  return std::string(data, static_cast<size_t>(size));
 }
 
 core::Result<std::unique_ptr<Connection>> Connection::Open(const Options& options) {

@@ -41,6 +41,9 @@ class Statement {
   Statement& Bind(int index, double value);
   Statement& BindNull(int index);
   Statement& Bind(int index, const std::optional<int64_t>& value);
+  Statement& Bind(int index, const std::optional<double>& value);
+  // Binary data, bound by copy as a BLOB with its exact length (any bytes, NULs included).
+  Statement& BindBlob(int index, std::string_view bytes);
 
   // Advances: true when a row is available, false when the statement is done.
   [[nodiscard]] core::Result<bool> Step();
@@ -53,6 +56,9 @@ class Statement {
   double Double(int column) const;
   bool IsNull(int column) const;
   std::optional<int64_t> OptionalInt64(int column) const;
+  std::optional<double> OptionalDouble(int column) const;
+  // The column's bytes, exactly as stored (for BLOB columns).
+  std::string Blob(int column) const;
 
  private:
   void NoteBindResult(int rc);

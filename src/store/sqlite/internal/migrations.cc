@@ -135,6 +135,44 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql",
+      // 5: security: API users, their long-lived API tokens (only hashes), and provider credentials
+      // sealed by the secret vault (binary, hence a BLOB).
+      R"sql(
+CREATE TABLE users (
+  id TEXT NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+  password_hash TEXT NOT NULL DEFAULT '',
+  disabled INTEGER NOT NULL DEFAULT 0,
+  token_version INTEGER NOT NULL DEFAULT 0,
+  max_gpus INTEGER,
+  max_queued_jobs INTEGER,
+  monthly_budget_usd REAL,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE api_tokens (
+  id TEXT NOT NULL PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id),
+  name TEXT NOT NULL DEFAULT '',
+  token_hash TEXT NOT NULL UNIQUE,
+  hint TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER,
+  revoked_at_ms INTEGER
+);
+CREATE INDEX api_tokens_user_id ON api_tokens(user_id, created_at_ms);
+CREATE TABLE provider_credentials (
+  provider TEXT NOT NULL,
+  name TEXT NOT NULL,
+  sealed BLOB NOT NULL,
+  key_id TEXT NOT NULL,
+  hint TEXT NOT NULL DEFAULT '',
+  fingerprint TEXT NOT NULL DEFAULT '',
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (provider, name)
+) WITHOUT ROWID;
+)sql",
   };
   return migrations;
 }
