@@ -791,6 +791,12 @@ std::optional<scheduler::WaitInfo> JobController::Explain(const std::string& job
   return scheduler_->Explain(job_id, clock_.Now());
 }
 
+void JobController::SetQuota(const std::string& owner,
+                             const std::optional<scheduler::Quota>& quota) {
+  std::lock_guard lock(mu_);
+  scheduler_->SetQuota(owner, quota);
+}
+
 std::optional<std::string> JobController::WaitingReason(const std::string& job_id) const {
   auto info = Explain(job_id);
   if (!info) {

@@ -120,6 +120,8 @@ class JobController {
   std::map<std::string, int> LiveAttemptsByNode() const;
   // Why a queued job waits and its queue position, or nullopt when it is not queued here.
   std::optional<scheduler::WaitInfo> Explain(const std::string& job_id) const;
+  // Replaces the quota of `owner` (nullopt: the configured default) from the next pass on.
+  void SetQuota(const std::string& owner, const std::optional<scheduler::Quota>& quota);
   std::optional<std::string> WaitingReason(const std::string& job_id) const;
   // The first `limit` queued jobs in scheduling order, each with why it waits.
   std::vector<scheduler::QueueEntry> Queue(size_t limit) const;

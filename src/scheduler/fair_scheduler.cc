@@ -553,4 +553,15 @@ double FairScheduler::FairShareUsage(const std::string& owner, core::SystemTime 
 
 Quota FairScheduler::QuotaOf(const std::string& owner) const { return cluster_.QuotaOf(owner); }
 
+void FairScheduler::SetQuota(const std::string& owner, const std::optional<Quota>& quota) {
+  if (quota) {
+    config_.user_quotas[owner] = *quota;
+  } else {
+    config_.user_quotas.erase(owner);
+  }
+  cluster_.SetQuota(owner, quota);
+  queue_.TouchAccount(cluster_.FindAccount(owner));
+  changed_ = true;
+}
+
 }  // namespace gpuorch::scheduler

@@ -53,6 +53,7 @@ class FairScheduler final : public Scheduler {
   int GpusInUse(const std::string& owner) const override;
   double FairShareUsage(const std::string& owner, core::SystemTime now) const override;
   Quota QuotaOf(const std::string& owner) const override;
+  void SetQuota(const std::string& owner, const std::optional<Quota>& quota) override;
 
   // Every pass looks at every shape and never returns early: the reference that incremental passes
   // are tested against.

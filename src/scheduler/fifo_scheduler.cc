@@ -185,4 +185,9 @@ double FifoScheduler::FairShareUsage(const std::string& owner, core::SystemTime 
 
 Quota FifoScheduler::QuotaOf(const std::string& owner) const { return cluster_.QuotaOf(owner); }
 
+void FifoScheduler::SetQuota(const std::string& owner, const std::optional<Quota>& quota) {
+  cluster_.SetQuota(owner, quota);
+  changed_ = true;
+}
+
 }  // namespace gpuorch::scheduler

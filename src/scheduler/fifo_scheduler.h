@@ -41,6 +41,7 @@ class FifoScheduler final : public Scheduler {
   int GpusInUse(const std::string& owner) const override;
   double FairShareUsage(const std::string& owner, core::SystemTime now) const override;
   Quota QuotaOf(const std::string& owner) const override;
+  void SetQuota(const std::string& owner, const std::optional<Quota>& quota) override;
 
  private:
   using Key = std::tuple<int, int64_t, std::string>;  // -priority, seq, id

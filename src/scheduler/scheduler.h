@@ -83,6 +83,9 @@ struct RunningJob {
 struct Quota {
   int max_gpus_in_use = INT_MAX;
   int max_queued_jobs = INT_MAX;
+  // When set, the owner's jobs that need GPUs wait with this reason (e.g. a spent monthly budget),
+  // whatever max_gpus_in_use allows.
+  std::string hold_reason;
 
   bool operator==(const Quota&) const = default;
 };
@@ -178,6 +181,9 @@ class Scheduler {
   // The owner's decayed GPU-seconds divided by their weight, at `now`.
   virtual double FairShareUsage(const std::string& owner, core::SystemTime now) const = 0;
   virtual Quota QuotaOf(const std::string& owner) const = 0;
+  // Replaces the quota of `owner` (nullopt: back to the configured default); the next pass applies
+  // it. Running jobs are not stopped by a smaller quota.
+  virtual void SetQuota(const std::string& owner, const std::optional<Quota>& quota) = 0;
 
  protected:
   Scheduler() = default;

@@ -369,6 +369,19 @@ Quota Cluster::QuotaOf(const std::string& owner) const {
   return quota != config_.user_quotas.end() ? quota->second : config_.default_quota;
 }
 
+void Cluster::SetQuota(const std::string& owner, const std::optional<Quota>& quota) {
+  if (quota) {
+    config_.user_quotas[owner] = *quota;
+  } else {
+    config_.user_quotas.erase(owner);
+  }
+  const int index = FindAccount(owner);
+  if (index >= 0) {
+    accounts_[index].quota = quota.value_or(config_.default_quota);
+    TouchAccount(index);
+  }
+}
+
 // ---- change feeds -----------------------------------------------------------------------------
 
 std::vector<int> Cluster::TakeFreedNodes() {

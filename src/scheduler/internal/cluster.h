@@ -122,6 +122,8 @@ class Cluster final : public plugins::UserView {
   // plugins::UserView. GpusInUse counts claimed GPUs too: they are the user's as far as quota goes.
   int GpusInUse(const std::string& owner) const override;
   Quota QuotaOf(const std::string& owner) const override;
+  // Replaces the owner's quota (nullopt: the configured default) and touches their account.
+  void SetQuota(const std::string& owner, const std::optional<Quota>& quota);
 
   // Change feeds: what grew free, whose accounts changed, since the last call.
   std::vector<int> TakeFreedNodes();

@@ -145,6 +145,16 @@ Source* JobQueue::SourceFor(int account, Shape* shape) {
   return slot.get();
 }
 
+void JobQueue::TouchAccount(int account) {
+  if (account < 0 || account >= static_cast<int>(sources_.size())) {
+    return;
+  }
+  for (auto& [shape, source] : sources_[account]) {
+    Touch(source.get());
+    MarkDirty(shape);
+  }
+}
+
 void JobQueue::Sync(int watched_account) {
   for (int index : cluster_.TakeTouchedAccounts()) {
     if (index >= static_cast<int>(sources_.size())) {

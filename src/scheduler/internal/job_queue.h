@@ -151,6 +151,8 @@ class JobQueue {
   // Dirty shapes: the ones a pass looks at for jobs behind the head.
   void MarkDirty(Shape* shape);
   void MarkAllDirty();
+  // Refiles every source of `account` at the next Sync() (its quota was replaced).
+  void TouchAccount(int account);
   // Dirties the shapes with `gpu_type` (or any type) and at most `free` GPUs that `fits` accepts.
   void MarkDirtyFitting(const std::string& gpu_type, int free,
                         const std::function<bool(const JobRequest&)>& fits);

@@ -18,6 +18,9 @@ class QuotaFilter final : public FilterPlugin {
 }  // namespace
 
 bool QuotaAllows(int gpus_in_use, int gpu_count, const Quota& quota) {
+  if (!quota.hold_reason.empty() && gpu_count > 0) {
+    return false;
+  }
   return static_cast<int64_t>(gpus_in_use) + gpu_count <= quota.max_gpus_in_use;
 }
 
@@ -25,6 +28,9 @@ Fit QuotaFit(const std::string& owner, int gpus_in_use, int gpu_count, const Quo
              bool want_reason) {
   if (QuotaAllows(gpus_in_use, gpu_count, quota)) {
     return Fit::Yes();
+  }
+  if (want_reason && !quota.hold_reason.empty()) {
+    return Fit::No(quota.hold_reason);
   }
   return want_reason ? Fit::No("user " + owner + " uses " + std::to_string(gpus_in_use) + " of " +
                                std::to_string(quota.max_gpus_in_use) + " GPUs (quota)")

@@ -170,6 +170,39 @@ TEST(SchedulerTest, QuotaWaitsWithoutBlockingOthers) {
   EXPECT_EQ(Ids(s->Schedule(T0() + minutes(1))), (std::vector<std::string>{"a2"}));
 }
 
+// Quotas set by admins at run time (apps: UserLimits) apply from the next pass, both ways.
+TEST(SchedulerTest, SetQuotaAppliesFromTheNextPassBothWays) {
+  for (bool fifo : {false, true}) {
+    SCOPED_TRACE(fifo ? "fifo" : "fair");
+    auto s = fifo ? MakeFifoScheduler({}) : MakeScheduler({});
+    s->UpsertNode(MakeNode("n1", "RTX4090", 8));
+    s->Enqueue(MakeJob("a1", 1, 2, "alice"));
+    ASSERT_EQ(Ids(s->Schedule(T0())), (std::vector<std::string>{"a1"}));
+    s->SetQuota("alice", Quota{.max_gpus_in_use = 2});
+    s->Enqueue(MakeJob("a2", 2, 1, "alice"));
+    EXPECT_TRUE(s->Schedule(T0()).assignments.empty());
+    EXPECT_EQ(s->Explain("a2", T0())->reason, "user alice uses 2 of 2 GPUs (quota)");
+    EXPECT_FALSE(s->Explain("a2", T0())->needs_capacity);
+    s->SetQuota("alice", std::nullopt);  // back to the default: unlimited
+    EXPECT_EQ(Ids(s->Schedule(T0())), (std::vector<std::string>{"a2"}));
+  }
+}
+
+TEST(SchedulerTest, HeldOwnerWaitsWithTheHoldReasonAndNeedsNoCapacity) {
+  auto s = MakeScheduler({});
+  s->UpsertNode(MakeNode("n1", "RTX4090", 8));
+  s->SetQuota("bob", Quota{.hold_reason = "monthly budget of $5.00 spent ($5.10 this month)"});
+  s->Enqueue(MakeJob("b1", 1, 1, "bob"));
+  s->Enqueue(MakeJob("c1", 2, 1, "carol"));
+  EXPECT_EQ(Ids(s->Schedule(T0())), (std::vector<std::string>{"c1"}));
+  auto wait = s->Explain("b1", T0());
+  ASSERT_TRUE(wait);
+  EXPECT_EQ(wait->reason, "monthly budget of $5.00 spent ($5.10 this month)");
+  EXPECT_FALSE(wait->needs_capacity) << "a held job must not make the service rent capacity";
+  s->SetQuota("bob", Quota{});
+  EXPECT_EQ(Ids(s->Schedule(T0())), (std::vector<std::string>{"b1"}));
+}
+
 TEST(SchedulerTest, RetryBackoffIsRespected) {
   auto s = MakeScheduler({});
   s->UpsertNode(MakeNode("n1", "RTX4090", 8));

@@ -77,6 +77,7 @@ class FakeScheduler final : public scheduler::Scheduler {
   }
   double FairShareUsage(const std::string&, core::SystemTime) const override { return 0; }
   scheduler::Quota QuotaOf(const std::string&) const override { return {}; }
+  void SetQuota(const std::string&, const std::optional<scheduler::Quota>&) override {}
 
  private:
   scheduler::JobRequest Head() const {
