@@ -222,8 +222,13 @@ HeadScanner::Progress HeadScanner::Scan(std::string_view buffered) {
     if (c == '\0') {
       return Reject(400, "bad_request", "NUL byte in the request head");
     }
-    if (c == '\r' && pos_ + 1 < buffered.size() && buffered[pos_ + 1] != '\n') {
-      return Reject(400, "bad_request", "CR without LF in the request head");
+    if (c == '\r') {
+      if (pos_ + 1 == buffered.size()) {
+        break;  // the byte after this CR has not arrived: look at the CR again with it
+      }
+      if (buffered[pos_ + 1] != '\n') {
+        return Reject(400, "bad_request", "CR without LF in the request head");
+      }
     }
     if (c != '\n') {
       continue;

@@ -922,5 +922,19 @@ TEST(HttpWireTest, HeadScannerWorksIncrementally) {
   EXPECT_EQ(scanner.host_count(), 2);
 }
 
+// Found by http_request_fuzz: a lone CR that ends one read must still be refused once the byte
+// after it arrives, exactly as when the head comes in one read.
+TEST(HttpWireTest, HeadScannerRefusesLoneCrSplitAcrossReads) {
+  const std::string head = "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n";
+  const size_t split = head.find("\rX") + 1;
+  internal::HeadScanner whole(1024, 512);
+  EXPECT_EQ(whole.Scan(head), internal::HeadScanner::Progress::kRejected);
+  internal::HeadScanner pieces(1024, 512);
+  EXPECT_EQ(pieces.Scan(std::string_view(head).substr(0, split)),
+            internal::HeadScanner::Progress::kNeedMore);
+  EXPECT_EQ(pieces.Scan(head), internal::HeadScanner::Progress::kRejected);
+  EXPECT_EQ(pieces.rejection().status, 400);
+}
+
 }  // namespace
 }  // namespace gpuorch::api
