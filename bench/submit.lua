@@ -2,6 +2,7 @@
 wrk.method = "POST"
 wrk.path = "/api/v1/jobs/submit"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("GPUORCH_BENCH_TOKEN") or "")
 wrk.body = '{"name":"bench","job_type":"custom","priority":1,' ..
            '"config":{"gpu_count":1,"command":["true"],"env":{"MODE":"bench"}}}'
 

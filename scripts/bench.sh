@@ -10,14 +10,19 @@ PORT=${GPUORCH_BENCH_PORT:-58085}
 DATA=$(mktemp -d /tmp/gpuorch-bench-XXXXXX)
 trap 'kill $SVC 2>/dev/null || true; wait $SVC 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
-# No GPUs: submitted jobs stay queued, so the figure is the API + durable store path alone.
-GPUORCH_LOCAL_GPUS="" GPUORCH_LOG_LEVEL=warn "$BIN/gpuorch" serve --listen 127.0.0.1:$PORT \
+# No GPUs: submitted jobs stay queued, so the figure is the API + durable store path alone. Every
+# submit is authenticated with the admin's API token (written on first start); the rate limits are
+# off, since they would cap one user at 100 requests per second by design.
+GPUORCH_LOCAL_GPUS="" GPUORCH_LOG_LEVEL=warn GPUORCH_RATE_LIMIT_USER_RPS=0 \
+  GPUORCH_RATE_LIMIT_ADDRESS_RPS=0 "$BIN/gpuorch" serve --listen 127.0.0.1:$PORT \
   --data-dir "$DATA" > "$DATA/service.out" 2>&1 &
 SVC=$!
 for _ in $(seq 1 200); do
   curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break
   sleep 0.05
 done
+export GPUORCH_BENCH_TOKEN
+GPUORCH_BENCH_TOKEN=$(cat "$DATA/admin.token")
 
 echo "== durable submits over HTTP (SQLite WAL, synchronous=FULL, group commit), ${SECS}s per run"
 printf "%-8s %10s %10s %10s %10s %10s %8s\n" clients submits/s p50_ms p90_ms p99_ms max_ms errors
@@ -31,6 +36,12 @@ for c in 1 16 64; do
 done
 stored=$(sqlite3 "$DATA/gpuorch.db" "select count(*) from jobs" 2>/dev/null || echo "?")
 echo "jobs in the store after the runs: $stored"
+
+if [ -x "$BIN/security_bench" ]; then
+  echo
+  echo "== authentication, rate limiting, password hashing (Google Benchmark)"
+  "$BIN/security_bench" --benchmark_min_time=0.2
+fi
 
 if [ -x "$BIN/store_bench" ]; then
   echo

@@ -17,7 +17,9 @@ nvidia-smi --query-gpu=index,name,memory.total,uuid --format=csv,noheader,nounit
 "${RUN[@]}" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" > "$OUT/service.log" 2>&1 &
 SVC=$!
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/health > /dev/null && break; sleep 0.1; done
-api() { curl -s -X "$1" "http://127.0.0.1:$PORT$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+TOKEN=$(cat "$DATA/admin.token")  # written by the service on its first start
+api() { curl -s -X "$1" "http://127.0.0.1:$PORT$2" -H 'Content-Type: application/json' \
+          -H "Authorization: Bearer $TOKEN" ${3:+-d "$3"}; }
 api GET /api/v1/instances/local > "$OUT/instance.json"
 cuda='import torch,os; print("CUDA_VISIBLE_DEVICES=" + os.environ.get("CUDA_VISIBLE_DEVICES","")); print("devices", torch.cuda.device_count(), torch.cuda.get_device_name(0)); x=torch.randn(8192,8192,device="cuda",dtype=torch.bfloat16); torch.cuda.synchronize(); import time; t=time.time(); [x@x for _ in range(20)]; torch.cuda.synchronize(); dt=time.time()-t; print("bf16 TFLOP/s %.0f" % (20*2*8192**3/dt/1e12))'
 body=$(python3 -c 'import json,sys; print(json.dumps({"name":"cuda-matmul","job_type":"custom","timeout_seconds":300,"config":{"gpu_type":"NVIDIA H200","gpu_count":1,"command":["python3","-c",sys.argv[1]]}}))' "$cuda")

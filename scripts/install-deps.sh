@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config ccache
   libboost1.81-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
-  libexpected-dev libcurl4-openssl-dev libssl-dev libgtest-dev libbenchmark-dev wrk curl bc sqlite3
+  libexpected-dev libcurl4-openssl-dev libssl-dev libsodium-dev libjwt-dev clang-14 libclang-rt-14-dev libgtest-dev libbenchmark-dev wrk curl bc sqlite3
 )
 missing=()
 for p in "${packages[@]}"; do

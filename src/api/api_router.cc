@@ -42,8 +42,11 @@ int ErrorStatus(const core::Error& error) {
   if (r == "method_not_allowed") {
     return 405;
   }
-  if (r == "quota_exceeded") {
+  if (r == "quota_exceeded" || r == "rate_limited") {
     return 429;
+  }
+  if (r == "budget_exceeded" || r == "forbidden") {
+    return 403;
   }
   switch (error.code) {
     case core::Code::kInvalidArgument: return 422;
@@ -73,7 +76,7 @@ HttpResponse ErrorResponse(const core::Error& error) {
                       .body = ErrorBody(error.ReasonOrDefault(), message, error.field)};
 }
 
-ApiRouter::ApiRouter(ApiDeps deps, ApiOptions options)
+ApiRouter::ApiRouter(ApiDeps deps, ApiOptions options, ApiSecurity security)
     : store_(deps.store),
       controller_(deps.controller),
       clock_(deps.clock),
@@ -83,7 +86,8 @@ ApiRouter::ApiRouter(ApiDeps deps, ApiOptions options)
       known_gpu_types_(domain::KnownGpuTypes()),
       instances_(deps.instances),
       catalog_(deps.catalog),
-      registry_(deps.registry) {
+      registry_(deps.registry),
+      security_(std::move(security)) {
   if (registry_ != nullptr) {
     agent_api_ = std::make_unique<AgentApi>(*registry_, workers_);
   }
@@ -108,37 +112,60 @@ void ApiRouter::Handle(HttpRequest request, Responder respond) {
   if (path == "/health") {
     return method == "GET" ? Health(std::move(respond)) : method_not_allowed("GET");
   }
+  // Node agents authenticate with their own join and node tokens.
   if (agent_api_ && agent_api_->Handle(request, respond)) {
     return;
   }
-  if (HandleCloud(request, respond)) {
+  std::optional<Principal> caller = Admit(request, respond);
+  if (!caller) {
+    return;
+  }
+  Route(std::move(request), *caller, std::move(respond));
+}
+
+void ApiRouter::Route(HttpRequest request, const Principal& caller, Responder respond) {
+  const std::string& path = request.path;
+  const std::string& method = request.method;
+  auto method_not_allowed = [&](const char* allowed) {
+    HttpResponse r = ErrorResponse(core::Error{core::Code::kInvalidArgument,
+                                               "method " + method + " not allowed here", "",
+                                               "method_not_allowed"});
+    r.headers.emplace_back("Allow", allowed);
+    respond(std::move(r));
+  };
+  if (HandleSecurity(request, caller, respond)) {
+    return;
+  }
+  if (HandleCloud(request, caller, respond)) {
     return;
   }
   if (path == "/api/v1/jobs/submit") {
-    return method == "POST" ? Submit(std::move(request), std::move(respond))
+    return method == "POST" ? Submit(std::move(request), caller, std::move(respond))
                             : method_not_allowed("POST");
   }
   if (path == "/api/v1/jobs/" || path == "/api/v1/jobs") {
-    return method == "GET" ? ListJobs(request, std::move(respond)) : method_not_allowed("GET");
+    return method == "GET" ? ListJobs(request, caller, std::move(respond))
+                           : method_not_allowed("GET");
   }
   if (path.rfind("/api/v1/jobs/", 0) == 0) {
     auto segs = Segments(path, "/api/v1/jobs/");
     if (segs.size() == 1 && !segs[0].empty()) {
       if (method == "GET") {
-        return GetJob(segs[0], std::move(respond));
+        return GetJob(segs[0], caller, std::move(respond));
       }
       if (method == "DELETE") {
-        return CancelJob(segs[0], std::move(respond));
+        return CancelJob(segs[0], caller, std::move(respond));
       }
       return method_not_allowed("GET, DELETE");
     }
     if (segs.size() == 2 && !segs[0].empty() && segs[1] == "logs") {
-      return method == "GET" ? Logs(segs[0], request, std::move(respond))
+      return method == "GET" ? Logs(segs[0], request, caller, std::move(respond))
                              : method_not_allowed("GET");
     }
   }
   if (path == "/api/v1/queue" || path == "/api/v1/queue/") {
-    return method == "GET" ? Queue(request, std::move(respond)) : method_not_allowed("GET");
+    return method == "GET" ? Queue(request, caller, std::move(respond))
+                           : method_not_allowed("GET");
   }
   if (path == "/api/v1/templates" || path == "/api/v1/templates/") {
     return method == "GET" ? Templates(std::move(respond)) : method_not_allowed("GET");
@@ -146,7 +173,7 @@ void ApiRouter::Handle(HttpRequest request, Responder respond) {
   respond(ErrorResponse(NotFound("route " + path)));
 }
 
-void ApiRouter::Submit(HttpRequest request, Responder respond) {
+void ApiRouter::Submit(HttpRequest request, const Principal& caller, Responder respond) {
   if (!IsJsonContentType(request.Header("content-type"))) {
     return respond(ErrorResponse(core::Error{core::Code::kInvalidArgument,
                                              "Content-Type must be application/json (UTF-8)",
@@ -174,7 +201,13 @@ void ApiRouter::Submit(HttpRequest request, Responder respond) {
       return DryRun(*spec, std::move(respond));
     }
   }
+  if (options_.admission_check) {
+    if (auto refusal = options_.admission_check(caller.name)) {
+      return respond(ErrorResponse(*refusal));
+    }
+  }
   domain::Job job;
+  job.owner = caller.name;
   if (auto key = request.Header("idempotency-key")) {
     if (auto valid = internal::ValidateIdempotencyKey(*key); !valid) {
       return respond(ErrorResponse(valid.error()));
@@ -214,8 +247,14 @@ void ApiRouter::Submit(HttpRequest request, Responder respond) {
       insert_options);
 }
 
-void ApiRouter::ListJobs(const HttpRequest& request, Responder respond) {
+void ApiRouter::ListJobs(const HttpRequest& request, const Principal& caller,
+                         Responder respond) {
   store::JobQuery query;
+  if (!caller.IsAdmin()) {
+    query.owner = caller.name;
+  } else if (auto owner = request.Query("owner")) {
+    query.owner = *owner;
+  }
   if (auto status = request.Query("status")) {
     size_t start = 0;
     while (start <= status->size()) {
@@ -273,9 +312,12 @@ void ApiRouter::ListJobs(const HttpRequest& request, Responder respond) {
   });
 }
 
-void ApiRouter::GetJob(const std::string& job_id, Responder respond) {
-  workers_->Post([this, job_id, respond = std::move(respond)] {
+void ApiRouter::GetJob(const std::string& job_id, const Principal& caller, Responder respond) {
+  workers_->Post([this, job_id, caller, respond = std::move(respond)] {
     auto job = store_.GetJob(job_id);
+    if (job && !caller.IsAdmin() && job->owner != caller.name) {
+      job = tl::unexpected(NotFound("job " + job_id));
+    }
     if (!job) {
       return respond(ErrorResponse(job.error().code == core::Code::kNotFound
                                        ? NotFound("job " + job_id)
@@ -295,8 +337,18 @@ void ApiRouter::GetJob(const std::string& job_id, Responder respond) {
   });
 }
 
-void ApiRouter::CancelJob(const std::string& job_id, Responder respond) {
-  workers_->Post([this, job_id, respond = std::move(respond)] {
+void ApiRouter::CancelJob(const std::string& job_id, const Principal& caller,
+                          Responder respond) {
+  workers_->Post([this, job_id, caller, respond = std::move(respond)] {
+    // Another user's job answers exactly as a missing one, and is left untouched.
+    if (!caller.IsAdmin()) {
+      auto owned = store_.GetJob(job_id);
+      if (!owned || owned->owner != caller.name) {
+        return respond(ErrorResponse(owned || owned.error().code == core::Code::kNotFound
+                                         ? NotFound("job " + job_id)
+                                         : owned.error()));
+      }
+    }
     auto job = controller_.Cancel(job_id);
     if (!job) {
       return respond(ErrorResponse(job.error().code == core::Code::kNotFound
@@ -307,7 +359,8 @@ void ApiRouter::CancelJob(const std::string& job_id, Responder respond) {
   });
 }
 
-void ApiRouter::Logs(const std::string& job_id, const HttpRequest& request, Responder respond) {
+void ApiRouter::Logs(const std::string& job_id, const HttpRequest& request,
+                     const Principal& caller, Responder respond) {
   const bool follow = request.Query("follow").value_or("false") == "true";
   std::optional<int> attempt;
   if (auto a = request.Query("attempt")) {
@@ -317,8 +370,11 @@ void ApiRouter::Logs(const std::string& job_id, const HttpRequest& request, Resp
     }
     attempt = std::stoi(*a);
   }
-  workers_->Post([this, job_id, follow, attempt, respond = std::move(respond)] {
+  workers_->Post([this, job_id, follow, attempt, caller, respond = std::move(respond)] {
     auto job = store_.GetJob(job_id);
+    if (job && !caller.IsAdmin() && job->owner != caller.name) {
+      job = tl::unexpected(NotFound("job " + job_id));
+    }
     if (!job) {
       return respond(ErrorResponse(job.error().code == core::Code::kNotFound
                                        ? NotFound("job " + job_id)
@@ -346,7 +402,7 @@ void ApiRouter::AddWaitInfo(const domain::Job& job, nlohmann::json& out) const {
   }
 }
 
-void ApiRouter::Queue(const HttpRequest& request, Responder respond) {
+void ApiRouter::Queue(const HttpRequest& request, const Principal& caller, Responder respond) {
   size_t limit = 100;
   if (auto text = request.Query("limit")) {
     if (text->empty() || text->size() > 5 || !std::all_of(text->begin(), text->end(), ::isdigit) ||
@@ -355,9 +411,13 @@ void ApiRouter::Queue(const HttpRequest& request, Responder respond) {
     }
     limit = static_cast<size_t>(std::stoi(*text));
   }
-  workers_->Post([this, limit, respond = std::move(respond)] {
+  workers_->Post([this, limit, caller, respond = std::move(respond)] {
     json entries = json::array();
     for (const auto& entry : controller_.Queue(limit)) {
+      // Positions stay global; a user sees only their own entries.
+      if (!caller.IsAdmin() && entry.owner != caller.name) {
+        continue;
+      }
       entries.push_back({{"job_id", entry.job_id},
                          {"owner", entry.owner},
                          {"priority", entry.priority},

@@ -82,7 +82,8 @@ json InstanceJson(const domain::Instance& instance, core::SystemTime now,
 
 }  // namespace
 
-bool ApiRouter::HandleCloud(const HttpRequest& request, Responder& respond) {
+bool ApiRouter::HandleCloud(const HttpRequest& request, const Principal& caller,
+                            Responder& respond) {
   const std::string& path = request.path;
   const std::string& method = request.method;
   auto only = [&](const char* allowed) {
@@ -97,7 +98,7 @@ bool ApiRouter::HandleCloud(const HttpRequest& request, Responder& respond) {
     if (method != "GET") {
       return only("GET");
     }
-    Instances("", std::move(respond));
+    Instances("", caller, std::move(respond));
     return true;
   }
   if (path.rfind("/api/v1/instances/", 0) == 0) {
@@ -106,9 +107,9 @@ bool ApiRouter::HandleCloud(const HttpRequest& request, Responder& respond) {
       return false;
     }
     if (method == "GET") {
-      Instances(segs[0], std::move(respond));
+      Instances(segs[0], caller, std::move(respond));
     } else if (method == "DELETE") {
-      TerminateInstance(segs[0], std::move(respond));
+      TerminateInstance(segs[0], caller, std::move(respond));
     } else {
       return only("GET, DELETE");
     }
@@ -125,7 +126,7 @@ bool ApiRouter::HandleCloud(const HttpRequest& request, Responder& respond) {
     if (method != "GET") {
       return only("GET");
     }
-    Costs(std::move(respond));
+    Costs(caller, std::move(respond));
     return true;
   }
   if (path == "/api/v1/providers" || path == "/api/v1/providers/") {
@@ -153,8 +154,13 @@ bool ApiRouter::HandleCloud(const HttpRequest& request, Responder& respond) {
   return false;
 }
 
-void ApiRouter::Instances(const std::string& instance_id, Responder respond) {
-  workers_->Post([this, instance_id, respond = std::move(respond)] {
+void ApiRouter::Instances(const std::string& instance_id, const Principal& caller,
+                          Responder respond) {
+  // A user sees the instances rented for their own jobs; admins see all. The local node is shared.
+  auto visible = [caller](const domain::Instance& instance) {
+    return caller.IsAdmin() || instance.owner == caller.name;
+  };
+  workers_->Post([this, instance_id, visible, respond = std::move(respond)] {
     const std::vector<lifecycle::NodeStatus> nodes = controller_.Nodes();
     const lifecycle::NodeStatus& local = nodes.front();
     const core::SystemTime now = clock_.Now();
@@ -163,6 +169,9 @@ void ApiRouter::Instances(const std::string& instance_id, Responder respond) {
         return respond(JsonResponse(200, internal::NodeJson(local)));
       }
       auto instance = store_.GetInstance(instance_id);
+      if (instance && !visible(*instance)) {
+        instance = tl::unexpected(NotFound("instance " + instance_id));
+      }
       if (!instance) {
         return respond(ErrorResponse(instance.error().code == core::Code::kNotFound ||
                                              instance.error().code == core::Code::kUnimplemented
@@ -179,6 +188,9 @@ void ApiRouter::Instances(const std::string& instance_id, Responder respond) {
       }
       // Newest first; ended instances stay listed for their cost.
       for (auto it = all->rbegin(); it != all->rend(); ++it) {
+        if (!visible(*it)) {
+          continue;
+        }
         list.push_back(InstanceJson(*it, now, nodes));
       }
     }
@@ -186,8 +198,9 @@ void ApiRouter::Instances(const std::string& instance_id, Responder respond) {
   });
 }
 
-void ApiRouter::TerminateInstance(const std::string& instance_id, Responder respond) {
-  workers_->Post([this, instance_id, respond = std::move(respond)] {
+void ApiRouter::TerminateInstance(const std::string& instance_id, const Principal& caller,
+                                  Responder respond) {
+  workers_->Post([this, instance_id, caller, respond = std::move(respond)] {
     if (instance_id == controller_.Node().node_id) {
       return respond(ErrorResponse(core::Error{core::Code::kFailedPrecondition,
                                                "the local node cannot be terminated", "",
@@ -195,6 +208,14 @@ void ApiRouter::TerminateInstance(const std::string& instance_id, Responder resp
     }
     if (instances_ == nullptr) {
       return respond(ErrorResponse(NotFound("instance " + instance_id)));
+    }
+    if (!caller.IsAdmin()) {
+      auto owned = store_.GetInstance(instance_id);
+      if (!owned || owned->owner != caller.name) {
+        return respond(ErrorResponse(owned || owned.error().code == core::Code::kNotFound
+                                         ? NotFound("instance " + instance_id)
+                                         : owned.error()));
+      }
     }
     auto ended = instances_->Terminate(instance_id, "terminated by user");
     if (!ended) {
@@ -283,11 +304,19 @@ void ApiRouter::ProviderPricing(const std::string& provider, Responder respond) 
   respond(JsonResponse(200, json{{"provider", provider}, {"offers", offers}}));
 }
 
-void ApiRouter::Costs(Responder respond) {
-  workers_->Post([this, respond = std::move(respond)] {
+void ApiRouter::Costs(const Principal& caller, Responder respond) {
+  workers_->Post([this, caller, respond = std::move(respond)] {
     lifecycle::CostSummary costs;
     if (instances_ != nullptr) {
       costs = instances_->Costs();
+    }
+    if (!caller.IsAdmin()) {
+      // A user's view: their own usage only.
+      const double own = costs.by_user.count(caller.name) ? costs.by_user.at(caller.name) : 0;
+      json by_user = json::object();
+      by_user[caller.name] = Round(own);
+      return respond(JsonResponse(200, json{{"total_usd", Round(own)},
+                                            {"by_user", by_user}}));
     }
     json by_provider = json::object();
     for (const auto& [name, usd] : costs.by_provider) {

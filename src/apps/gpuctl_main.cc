@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   gpuorch::gpuctl::CliDeps deps{
       .env_server = GetEnv("GPUORCH_SERVER"),
       .env_token = GetEnv("GPUORCH_TOKEN"),
+      .env_token_file = GetEnv("GPUORCH_TOKEN_FILE"),
+      .env_data_dir = GetEnv("GPUORCH_DATA_DIR"),
       .in = std::cin,
       .out = std::cout,
       .err = std::cerr,

@@ -2,6 +2,8 @@
 //
 //   gpuorch serve [--listen HOST:PORT] [--data-dir DIR] [--config FILE] [--init-db]
 //   gpuorch migrate [--data-dir DIR] [--config FILE]
+//   gpuorch user add|list|disable|enable|token ... [--data-dir DIR]   (apps/gpuorch/admin_commands.h)
+//   gpuorch rotate-master-key [--data-dir DIR]
 //   gpuorch agent [--server URL] [--join-token TOKEN] [--data-dir DIR] [--node-name NAME]
 //                 [--gpus TYPE:COUNT[:MEM_GB],...]
 //   gpuorch version
@@ -32,6 +34,8 @@
 #include "agent/node_agent.h"
 #include "agent/process_runner.h"
 #include "api/api_router.h"
+#include "apps/gpuorch/admin_commands.h"
+#include "apps/gpuorch/security_setup.h"
 #include "api/http_server.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -44,6 +48,7 @@
 #include "lifecycle/node_registry.h"
 #include "optimizer/offer_catalog.h"
 #include "providers/factory.h"
+#include "providers/reloadable_provider.h"
 #include "scheduler/scheduler.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -207,15 +212,64 @@ int RunServe(const CommonFlags& flags) {
     }
     deployment_id = *stored;
   }
-  auto providers = providers::MakeProviders(
-      providers::ProviderSettings{.deployment_id = deployment_id,
-                                  .values = config.provider_settings},
-      clock);
-  std::vector<providers::Provider*> provider_ptrs;
-  for (auto& p : providers) {
-    provider_ptrs.push_back(p.get());
-    spdlog::info("provider {}: {}", p->Name(), p->Configured() ? "configured" : "not configured");
+  // Security: keys, users, the vault of provider credentials, rate limits.
+  if (auto finished = apps::FinishInterruptedRotation(config); !finished) {
+    return Fatal("master key: " + finished.error().message);
+  } else if (*finished) {
+    spdlog::info("finished an interrupted master key rotation");
   }
+  auto security_or = apps::StartSecurity(config, **store, clock, *ids);
+  if (!security_or) {
+    return Fatal("security: " + security_or.error().message);
+  }
+  apps::SecurityServices& security = **security_or;
+  // Provider settings: the environment's, overridden by credentials stored through the API.
+  auto provider_settings = [&config, &security]() -> core::Result<std::map<std::string, std::string>> {
+    std::map<std::string, std::string> values = config.provider_settings;
+    GPUORCH_ASSIGN_OR_RETURN(auto stored, security.credentials->OpenAll());
+    for (auto& [name, value] : stored) {
+      values[name] = std::move(value);
+    }
+    return values;
+  };
+  auto initial_settings = provider_settings();
+  if (!initial_settings) {
+    return Fatal("provider credentials: " + initial_settings.error().message);
+  }
+  std::vector<std::unique_ptr<providers::ReloadableProvider>> providers;
+  std::vector<providers::Provider*> provider_ptrs;
+  for (auto& p : providers::MakeProviders(
+           providers::ProviderSettings{.deployment_id = deployment_id, .values = *initial_settings},
+           clock)) {
+    spdlog::info("provider {}: {}", p->Name(), p->Configured() ? "configured" : "not configured");
+    providers.push_back(std::make_unique<providers::ReloadableProvider>(std::move(p)));
+    provider_ptrs.push_back(providers.back().get());
+  }
+  // Credentials stored through the API take effect at once: the provider's adapter is rebuilt and
+  // its offers fetched again.
+  std::function<void(const std::string&)> refresh_offers;
+  auto credentials_changed = [&](const std::string& name) -> core::Status {
+    GPUORCH_ASSIGN_OR_RETURN(auto values, provider_settings());
+    for (auto& fresh : providers::MakeProviders(
+             providers::ProviderSettings{.deployment_id = deployment_id, .values = values},
+             clock)) {
+      if (fresh->Name() != name) {
+        continue;
+      }
+      for (auto& current : providers) {
+        if (current->Name() == name) {
+          spdlog::info("provider {}: {} with the stored credentials", name,
+                       fresh->Configured() ? "configured" : "not configured");
+          current->Replace(std::move(fresh));
+          if (refresh_offers) {
+            refresh_offers(name);
+          }
+          return core::Ok();
+        }
+      }
+    }
+    return core::Fail(core::Code::kNotFound, "no provider " + name);
+  };
   optimizer::OfferCatalog catalog(
       provider_ptrs, clock,
       optimizer::CatalogOptions{
@@ -254,12 +308,27 @@ int RunServe(const CommonFlags& flags) {
                                         .images = images,
                                         .crash_point = config.crash_point});
   registry.SetListener(&instances);
+  refresh_offers = [&catalog](const std::string& name) { catalog.RefreshProvider(name); };
   if (auto ok = registry.Recover(); !ok) {
     return Fatal(ok.error().message);
   }
   if (auto ok = controller.Recover(); !ok) {
     return Fatal(ok.error().message);
   }
+  // Users' limits become scheduler quotas; the directory is re-read on a timer (changes made by the
+  // `gpuorch user` commands) and at once after changes made through the API.
+  apps::UserLimits user_limits(config, *security.directory, controller);
+  user_limits.Apply();
+  auto reload_users = [&security, &user_limits] {
+    if (auto ok = security.directory->Reload(); !ok) {
+      spdlog::warn("user directory reload failed: {}", ok.error().message);
+      return;
+    }
+    user_limits.Apply();
+  };
+  core::PeriodicLoop directory_loop("user-directory", config.security.directory_reload,
+                                    reload_users);
+  directory_loop.Start();
   controller.Start();
   core::PeriodicLoop registry_loop("node-registry", std::chrono::milliseconds(1000),
                                    [&registry] { registry.Tick(); });
@@ -273,10 +342,23 @@ int RunServe(const CommonFlags& flags) {
                                      .registry = &registry},
                         api::ApiOptions{.default_timeout_seconds = config.default_timeout_seconds,
                                         .version = kVersion,
-                                        .max_queued_jobs = [&config](const std::string& owner) {
-                                          return std::optional<int>(
-                                              core::QuotaFor(config, owner).max_queued_jobs);
-                                        }});
+                                        .max_queued_jobs =
+                                            [&user_limits](const std::string& owner) {
+                                              return user_limits.MaxQueuedJobs(owner);
+                                            },
+                                        .admission_check =
+                                            [&user_limits](const std::string& owner) {
+                                              return user_limits.AdmissionCheck(owner);
+                                            }},
+                        api::ApiSecurity{.authenticator = security.authenticator.get(),
+                                         .directory = security.directory.get(),
+                                         .users = security.users.get(),
+                                         .credentials = security.credentials.get(),
+                                         .user_limiter = security.user_limiter.get(),
+                                         .address_limiter = security.address_limiter.get(),
+                                         .login_limiter = security.login_limiter.get(),
+                                         .users_changed = reload_users,
+                                         .credentials_changed = credentials_changed});
   auto server = api::StartHttpServer(
       api::HttpServerOptions{.host = config.listen_host,
                              .port = config.listen_port,
@@ -320,6 +402,7 @@ int RunServe(const CommonFlags& flags) {
   instances.Stop();
   catalog.Stop();
   registry_loop.Stop();
+  directory_loop.Stop();
   controller.Stop();
   return 0;
 }
@@ -412,8 +495,45 @@ int main(int argc, char** argv) {
                     "declared GPUs TYPE:COUNT[:MEM_GB],... instead of nvidia-smi "
                     "(GPUORCH_LOCAL_GPUS)");
   agent->add_option("--log-level", agent_flags.log_level, "trace|debug|info|warn|error");
+  gpuorch::apps::UserCommand user_command;
+  CLI::App* user = app.add_subcommand("user", "manage users and their API tokens");
+  user->require_subcommand(1);
+  CLI::App* user_add = user->add_subcommand("add", "add a user; the password is read from stdin");
+  user_add->add_option("name", user_command.name, "user name")->required();
+  user_add->add_flag("--admin", user_command.admin, "make the user an admin");
+  CLI::App* user_list = user->add_subcommand("list", "list users");
+  CLI::App* user_disable = user->add_subcommand("disable", "disable a user and revoke its tokens");
+  user_disable->add_option("name", user_command.name, "user name")->required();
+  CLI::App* user_enable = user->add_subcommand("enable", "enable a disabled user");
+  user_enable->add_option("name", user_command.name, "user name")->required();
+  CLI::App* user_token = user->add_subcommand("token", "print a new API token for a user");
+  user_token->add_option("name", user_command.name, "user name")->required();
+  user_token->add_option("--name", user_command.token_name, "what the token is for");
+  user_token->add_option("--expires-in-days", user_command.expires_in_days,
+                         "lifetime in days (default: until revoked)");
+  for (CLI::App* cmd : {user_add, user_list, user_disable, user_enable, user_token}) {
+    add_common(cmd);
+  }
+  CLI::App* rotate = app.add_subcommand(
+      "rotate-master-key", "re-seal stored provider credentials under a new master key");
+  add_common(rotate);
   app.add_subcommand("version", "print the version");
   CLI11_PARSE(app, argc, argv);
+  if (user->parsed() || rotate->parsed()) {
+    auto config = gpuorch::BuildConfig(flags);
+    if (!config) {
+      return gpuorch::Fatal(config.error().message);
+    }
+    if (rotate->parsed()) {
+      return gpuorch::apps::RunRotateMasterKey(*config);
+    }
+    for (CLI::App* cmd : {user_add, user_list, user_disable, user_enable, user_token}) {
+      if (cmd->parsed()) {
+        user_command.action = cmd->get_name();
+      }
+    }
+    return gpuorch::apps::RunUserCommand(*config, user_command);
+  }
   if (agent->parsed()) {
     return gpuorch::RunAgent(agent_flags);
   }

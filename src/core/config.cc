@@ -245,6 +245,9 @@ Status ApplyCloudValue(const std::string& key, const std::string& value, Config&
   } else if (std::find(ProviderSettingKeys().begin(), ProviderSettingKeys().end(), key) !=
              ProviderSettingKeys().end()) {
     config.provider_settings[key] = value;
+  } else if (auto security = ApplySecurityValue(key, value, config);
+             security || security.error().code != Code::kNotFound) {
+    return security;
   } else {
     return Fail(Code::kInvalidArgument, "unknown configuration key '" + key + "'", key,
                 "invalid_config");
@@ -380,6 +383,11 @@ Result<Config> LoadConfig(const std::optional<std::string>& config_file) {
     }
   }
   for (const std::string& key : Keys()) {
+    if (auto value = GetEnv(key)) {
+      GPUORCH_TRY(ApplyConfigValue(key, *value, config));
+    }
+  }
+  for (const std::string& key : SecurityConfigKeys()) {
     if (auto value = GetEnv(key)) {
       GPUORCH_TRY(ApplyConfigValue(key, *value, config));
     }

@@ -24,6 +24,38 @@ struct UserQuota {
   bool operator==(const UserQuota&) const = default;
 };
 
+// Authentication, authorisation, rate limits and secrets (security/). Secret values here are never
+// logged or echoed in errors.
+struct SecurityConfig {
+  bool auth_enabled = true;      // GPUORCH_AUTH=on|off; off: every caller is an admin (local dev)
+  bool metrics_auth = false;     // GPUORCH_METRICS_AUTH=on|off: /metrics needs a token
+  std::string jwt_algorithm = "HS256";  // GPUORCH_JWT_ALG: HS256, RS256 or ES256
+  std::string jwt_secret;        // GPUORCH_JWT_SECRET (HS256, >= 32 bytes; "base64:..." allowed)
+  std::string jwt_secret_file;   // GPUORCH_JWT_SECRET_FILE; neither: <data-dir>/jwt.key
+  std::string jwt_private_key_file;  // GPUORCH_JWT_PRIVATE_KEY_FILE (RS256/ES256, PEM)
+  std::string jwt_public_key_file;   // GPUORCH_JWT_PUBLIC_KEY_FILE (RS256/ES256, PEM)
+  std::string jwt_issuer = "gpuorch";        // GPUORCH_JWT_ISSUER
+  std::string jwt_audience = "gpuorch-api";  // GPUORCH_JWT_AUDIENCE
+  std::chrono::seconds jwt_ttl{900};         // GPUORCH_JWT_TTL_SECONDS
+  std::chrono::seconds jwt_leeway{60};       // GPUORCH_JWT_LEEWAY_SECONDS
+  std::string master_key;        // GPUORCH_MASTER_KEY ("base64:..." or 64 hex chars)
+  std::string master_key_file;   // GPUORCH_MASTER_KEY_FILE; neither: <data-dir>/master.key
+  // Requests per second and burst, per user and per client address; 0 per second: no limit.
+  double user_rate_per_second = 100;     // GPUORCH_RATE_LIMIT_USER_RPS
+  int user_rate_burst = 200;             // GPUORCH_RATE_LIMIT_USER_BURST
+  double address_rate_per_second = 200;  // GPUORCH_RATE_LIMIT_ADDRESS_RPS
+  int address_rate_burst = 400;          // GPUORCH_RATE_LIMIT_ADDRESS_BURST
+  int login_attempts_per_minute = 10;    // GPUORCH_LOGIN_ATTEMPTS_PER_MINUTE, per name and address
+  // GPUORCH_PASSWORD_COST: "interactive" (Argon2id, 64 MiB) or "minimal" (tests only).
+  std::string password_cost = "interactive";
+  // GPUORCH_BUDGET_POLICY: "refuse" (a submit over the monthly budget answers 403) or "hold" (it
+  // is accepted and waits until the budget allows).
+  std::string budget_policy = "refuse";
+  std::chrono::milliseconds directory_reload{2000};  // GPUORCH_AUTH_RELOAD_MS
+
+  bool operator==(const SecurityConfig&) const = default;
+};
+
 struct Config {
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 8000;
@@ -76,7 +108,14 @@ struct Config {
   // Provider credentials and endpoints (the providers' own variable names). A provider without
   // its key is not configured and never called.
   std::map<std::string, std::string> provider_settings;  // e.g. "RUNPOD_API_KEY" → value
+
+  SecurityConfig security;
 };
+
+// The security keys (GPUORCH_AUTH, GPUORCH_JWT_*, GPUORCH_MASTER_KEY*, GPUORCH_RATE_LIMIT_*, ...).
+const std::vector<std::string>& SecurityConfigKeys();
+// Applies one security key; kNotFound when `key` is not one of them. Errors never echo the value.
+Status ApplySecurityValue(const std::string& key, const std::string& value, Config& config);
 
 // The provider variables read from the environment and config files: RUNPOD_API_KEY,
 // RUNPOD_API_URL, VAST_API_KEY, VAST_API_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,

@@ -60,6 +60,16 @@ void OfferCatalog::Refresh() {
   }
 }
 
+void OfferCatalog::RefreshProvider(const std::string& name) {
+  std::lock_guard refresh_lock(refresh_mu_);
+  for (Entry& entry : entries_) {
+    if (entry.name == name) {
+      RefreshOne(entry);
+      Snapshot();
+    }
+  }
+}
+
 void OfferCatalog::RefreshOne(Entry& entry) {
   providers::Provider& provider = *entry.provider;
   if (!provider.Configured()) {

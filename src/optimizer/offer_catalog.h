@@ -64,6 +64,9 @@ class OfferCatalog {
   // answer as it comes. Blocks for as long as the providers take. Concurrent calls run one at a
   // time.
   void Refresh();
+  // Refreshes the provider named `name` now (e.g. after its credentials changed); blocks on its
+  // ListOffers(). No-op for an unknown name.
+  void RefreshProvider(const std::string& name);
   // Refreshes now and then every refresh_interval on a background thread. Start() after Stop()
   // does nothing.
   void Start();

@@ -2,6 +2,8 @@
 // (../shared/design/ADVERSARIAL.md T1-T12).
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include "integration/service_harness.h"
 
 namespace gpuorch::testing {
@@ -36,8 +38,8 @@ class BadInputTest : public ::testing::Test {
 };
 ServiceProcess* BadInputTest::svc_ = nullptr;
 
-TEST_F(BadInputTest, EachCaseGetsItsErrorAndCreatesNothing) {
-  const std::vector<BadCase> cases = {
+std::vector<BadCase> BadCases() {
+  return {
       {"not json", R"({"gpu_count":1,)", 400, "invalid_json", ""},
       {"truncated", R"({"name": "a)", 400, "invalid_json", ""},
       {"empty body", "", 400, "invalid_json", ""},
@@ -81,27 +83,41 @@ TEST_F(BadInputTest, EachCaseGetsItsErrorAndCreatesNothing) {
       {"bad idempotency key", R"({"config":{"command":"true"}})", 400, "bad_request", "Idempotency-Key", {"Content-Type: application/json", "Idempotency-Key: " + std::string(200, 'k')}},
       {"oversize body", R"({"name":")" + std::string(70 * 1024, 'a') + R"(","config":{"command":"true"}})", 413, "body_too_large", ""},
   };
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.name);
-    HttpResult r = svc_->Post("/api/v1/jobs/submit", c.body, c.headers);
-    json err = r.Json();
-    ASSERT_TRUE(err.is_object()) << r.status << " " << r.body;
-    ASSERT_TRUE(err.contains("error")) << r.status << " " << r.body;
-    EXPECT_TRUE(err["error"]["message"].is_string());
-    if (c.status == 0) {
-      EXPECT_TRUE(r.status == 400 || r.status == 422) << r.status;
-      continue;
-    }
+}
+
+// One named test per bad input: its documented answer, nothing created, the service still healthy.
+class BadSubmitTest : public BadInputTest, public ::testing::WithParamInterface<BadCase> {};
+
+TEST_P(BadSubmitTest, GetsItsErrorAndCreatesNothing) {
+  const BadCase& c = GetParam();
+  HttpResult r = svc_->Post("/api/v1/jobs/submit", c.body, c.headers);
+  json err = r.Json();
+  ASSERT_TRUE(err.is_object()) << r.status << " " << r.body;
+  ASSERT_TRUE(err.contains("error")) << r.status << " " << r.body;
+  EXPECT_TRUE(err["error"]["message"].is_string());
+  if (c.status == 0) {
+    EXPECT_TRUE(r.status == 400 || r.status == 422) << r.status;
+  } else {
     EXPECT_EQ(r.status, c.status) << r.body;
     EXPECT_EQ(err["error"]["code"], c.code) << r.body;
     if (!c.field.empty()) {
       EXPECT_EQ(err["error"]["field"], c.field) << r.body;
     }
   }
-  // Nothing was created, and the service is healthy.
   EXPECT_EQ(svc_->Get("/api/v1/jobs/").Json()["jobs"].size(), 0u);
   EXPECT_EQ(svc_->Get("/health").status, 200);
 }
+
+std::string CaseName(const ::testing::TestParamInfo<BadCase>& info) {
+  std::string name;
+  for (char c : info.param.name) {
+    name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  }
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(AdversarialInputs, BadSubmitTest, ::testing::ValuesIn(BadCases()),
+                         CaseName);
 
 TEST_F(BadInputTest, ShellMetacharactersAreInertData) {
   json body{{"name", "a\r\nFAKE LOG LINE; $(touch /tmp/pwned) `id`"},

@@ -217,7 +217,7 @@ TEST_F(CloudTest, JobThatDoesNotFitLocallyRunsOnCheapestCloudAndInstanceIsTermin
   EXPECT_EQ(ledger["aws"].size(), 0u);
   json costs = service_->Get("/api/v1/costs").Json();
   EXPECT_GT(costs["by_provider"]["vastai"].get<double>(), 0.0) << costs.dump();
-  EXPECT_GT(costs["by_user"]["default"].get<double>(), 0.0) << costs.dump();
+  EXPECT_GT(costs["by_user"]["admin"].get<double>(), 0.0) << costs.dump();
 }
 
 TEST_F(CloudTest, NoCapacityAtCheapestProviderFailsOverToTheNext) {
@@ -326,7 +326,7 @@ TEST_F(CloudTest, CrashAfterProviderCallAdoptsTheInstanceAndLeaksNothing) {
   service_->SetEnv("GPUORCH_CRASH_POINT", "");
   ASSERT_TRUE(service_->Start()) << service_->last_output();
   json job = service_->WaitForStatus(id, "succeeded", seconds(60));
-  ASSERT_EQ(job["status"], "succeeded") << job.dump(2);
+  ASSERT_EQ(job["status"], "succeeded") << job.dump(2) << service_->last_output();
   ExpectNoLeak();
   EXPECT_EQ(cloud_.Ledger()["vastai"].size(), 1u) << "the instance was adopted, not rented twice";
 }

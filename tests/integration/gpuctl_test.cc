@@ -13,7 +13,9 @@ class GpuctlTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(svc_.Start()) << svc_.last_output(); }
   std::pair<int, std::string> Gpuctl(const std::string& args) const {
-    return RunCommand(BinPath("gpuctl") + " --server " + svc_.url() + " " + args);
+    // The token comes from the file the service wrote on its first start.
+    return RunCommand("GPUORCH_TOKEN_FILE=" + svc_.data_dir() + "/data/admin.token " +
+                      BinPath("gpuctl") + " --server " + svc_.url() + " " + args);
   }
   std::string SubmitJson(const std::string& args) const {
     auto [rc, out] = Gpuctl("--output json submit " + args);

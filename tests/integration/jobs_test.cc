@@ -60,7 +60,7 @@ TEST_F(JobsTest, JobRunsAndSeesItsGpus) {
   EXPECT_EQ(done["exit_code"], 0);
   EXPECT_EQ(done["gpu_indices"], json::array({0, 1}));
   EXPECT_EQ(done["node_id"], "local");
-  EXPECT_EQ(done["owner"], "default");
+  EXPECT_EQ(done["owner"], "admin");  // the caller: the admin whose token the harness sends
   EXPECT_EQ(done["attempt"], 1);
   EXPECT_EQ(Logs(svc_, id), "gpus=0,1 nv=0,1 id=" + id + " mode=test\n");
   std::vector<std::string> states;

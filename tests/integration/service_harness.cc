@@ -9,6 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <strings.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -149,6 +152,16 @@ bool ServiceProcess::Start() {
     if (!env_.count("GPUORCH_LOG_LEVEL")) {
       setenv("GPUORCH_LOG_LEVEL", "info", 1);
     }
+    // Tests of other behaviour are not throttled and hash passwords cheaply; the security tests
+    // set these themselves.
+    for (const char* key : {"GPUORCH_RATE_LIMIT_USER_RPS", "GPUORCH_RATE_LIMIT_ADDRESS_RPS"}) {
+      if (!env_.count(key)) {
+        setenv(key, "0", 1);
+      }
+    }
+    if (!env_.count("GPUORCH_PASSWORD_COST")) {
+      setenv("GPUORCH_PASSWORD_COST", "minimal", 1);
+    }
     FILE* out = std::fopen(log_path_.c_str(), "a");
     dup2(fileno(out), 1);
     dup2(fileno(out), 2);
@@ -165,6 +178,11 @@ bool ServiceProcess::Start() {
     if (pos != std::string::npos) {
       port_ = std::atoi(out.c_str() + pos + std::string("listening on http://127.0.0.1:").size());
       if (port_ > 0) {
+        std::ifstream token_file(data_dir_ + "/data/admin.token");
+        std::string token;
+        if (token_file >> token) {
+          token_ = token;
+        }
         return true;
       }
     }
@@ -236,16 +254,25 @@ std::string ServiceProcess::last_output() const {
   return ss.str();
 }
 
-HttpResult ServiceProcess::Get(const std::string& path) const { return HttpCall("GET", url() + path); }
+HttpResult ServiceProcess::Call(const std::string& method, const std::string& path,
+                                const std::string& body, std::vector<std::string> headers) const {
+  const bool has_auth = std::any_of(headers.begin(), headers.end(), [](const std::string& h) {
+    return h.size() >= 14 && strncasecmp(h.c_str(), "authorization:", 14) == 0;
+  });
+  if (!has_auth && !token_.empty()) {
+    headers.push_back("Authorization: Bearer " + token_);
+  }
+  return HttpCall(method, url() + path, body, headers);
+}
+
+HttpResult ServiceProcess::Get(const std::string& path) const { return Call("GET", path); }
 
 HttpResult ServiceProcess::Post(const std::string& path, const std::string& body,
                                 std::vector<std::string> headers) const {
-  return HttpCall("POST", url() + path, body, headers);
+  return Call("POST", path, body, std::move(headers));
 }
 
-HttpResult ServiceProcess::Delete(const std::string& path) const {
-  return HttpCall("DELETE", url() + path);
-}
+HttpResult ServiceProcess::Delete(const std::string& path) const { return Call("DELETE", path); }
 
 std::string ServiceProcess::Submit(const nlohmann::json& body) const {
   HttpResult r = Post("/api/v1/jobs/submit", body.dump());

@@ -53,10 +53,18 @@ class ServiceProcess {
   pid_t pid() const { return pid_; }
   std::string last_output() const;
 
+  // The bearer token Get/Post/Delete send: after Start(), the admin token the service wrote to
+  // <data dir>/admin.token on its first start (empty when authentication is off). Calls that pass
+  // their own Authorization header send that one instead.
+  const std::string& token() const { return token_; }
+  void set_token(std::string token) { token_ = std::move(token); }
   HttpResult Get(const std::string& path) const;
   HttpResult Post(const std::string& path, const std::string& body,
                   std::vector<std::string> headers = {"Content-Type: application/json"}) const;
   HttpResult Delete(const std::string& path) const;
+  // Any method, with the token unless `headers` carry an Authorization header.
+  HttpResult Call(const std::string& method, const std::string& path, const std::string& body = "",
+                  std::vector<std::string> headers = {}) const;
   // Submits and returns the job id ("" on failure).
   std::string Submit(const nlohmann::json& body) const;
   // Polls GET /api/v1/jobs/{id} until `pred` holds (or `timeout`); returns the last job JSON.
@@ -73,6 +81,7 @@ class ServiceProcess {
   std::string log_path_;
   pid_t pid_ = -1;
   int port_ = 0;
+  std::string token_;
 };
 
 // Path of a binary built beside the tests (gpuorch, gpuctl, gpuorch-shim).

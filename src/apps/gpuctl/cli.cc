@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -110,6 +111,29 @@ core::Result<std::unique_ptr<HttpClient>> MakeHttpClient(const CliDeps& deps) {
   return std::unique_ptr<HttpClient>(std::move(curl));
 }
 
+// The token of GPUORCH_TOKEN_FILE, $GPUORCH_DATA_DIR/admin.token or ./data/admin.token: its first
+// line. nullopt when no such file exists; an error when GPUORCH_TOKEN_FILE names a missing file.
+core::Result<std::optional<std::string>> TokenFromFile(const CliDeps& deps) {
+  const bool named = deps.env_token_file && !deps.env_token_file->empty();
+  std::string path = named ? *deps.env_token_file
+                           : (deps.env_data_dir && !deps.env_data_dir->empty() ? *deps.env_data_dir
+                                                                              : "./data") +
+                                 "/admin.token";
+  std::ifstream in(path);
+  if (!in) {
+    if (named) {
+      return core::Fail(UsageError("cannot read GPUORCH_TOKEN_FILE " + path, "GPUORCH_TOKEN_FILE"));
+    }
+    return std::optional<std::string>();
+  }
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+    line.pop_back();
+  }
+  return line.empty() ? std::optional<std::string>() : std::optional<std::string>(line);
+}
+
 core::Status Dispatch(const CLI::App& app, ParsedArgs& a, const CliDeps& deps) {
   // Checked here rather than with CLI::PositiveNumber, whose message prints DBL_MAX in full.
   if (!(a.global.timeout_seconds > 0) || a.global.timeout_seconds > 1e6) {
@@ -120,6 +144,9 @@ core::Status Dispatch(const CLI::App& app, ParsedArgs& a, const CliDeps& deps) {
   auto token = deps.env_token;
   if (token && token->empty()) {
     token.reset();
+  }
+  if (!token) {
+    GPUORCH_ASSIGN_OR_RETURN(token, TokenFromFile(deps));
   }
   GPUORCH_ASSIGN_OR_RETURN(
       ApiClient api,
@@ -179,7 +206,8 @@ void AddGlobalOptions(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str();
   app.footer(
       "Exit codes: 0 ok, 1 server error, 2 usage error, 3 not found, 4 server unreachable.\n"
-      "Set GPUORCH_TOKEN to send 'Authorization: Bearer <token>'.");
+      "Token: $GPUORCH_TOKEN, else the file $GPUORCH_TOKEN_FILE, else\n"
+      "$GPUORCH_DATA_DIR/admin.token or ./data/admin.token when it exists.");
 }
 
 }  // namespace

@@ -19,6 +19,11 @@ inline constexpr char kDefaultServer[] = "http://127.0.0.1:8000";
 struct CliDeps {
   std::optional<std::string> env_server;  // GPUORCH_SERVER; empty counts as unset
   std::optional<std::string> env_token;   // GPUORCH_TOKEN; empty counts as unset
+  // Without GPUORCH_TOKEN, the token is read from GPUORCH_TOKEN_FILE, else from
+  // $GPUORCH_DATA_DIR/admin.token, else from ./data/admin.token (what `gpuorch serve` writes on
+  // its first start), when that file exists.
+  std::optional<std::string> env_token_file;  // GPUORCH_TOKEN_FILE
+  std::optional<std::string> env_data_dir;    // GPUORCH_DATA_DIR
   std::istream& in;
   std::ostream& out;
   std::ostream& err;
