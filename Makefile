@@ -31,3 +31,9 @@ sim: deps
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# libFuzzer targets (fuzz/), built with clang-14 into build-fuzz/ and run FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: deps
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
