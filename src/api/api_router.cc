@@ -116,6 +116,9 @@ void ApiRouter::Handle(HttpRequest request, Responder respond) {
   if (agent_api_ && agent_api_->Handle(request, respond)) {
     return;
   }
+  if (path == "/metrics" && security_.metrics_open) {
+    return respond(ErrorResponse(NotFound("route /metrics (no metrics are exported yet)")));
+  }
   std::optional<Principal> caller = Admit(request, respond);
   if (!caller) {
     return;

@@ -58,6 +58,9 @@ struct ApiSecurity {
   // and the quotas derived from it), and after a provider's credentials changed.
   std::function<void()> users_changed;
   std::function<core::Status(const std::string& provider)> credentials_changed;
+  // /metrics without a token (GPUORCH_METRICS_AUTH=off, the default: Prometheus scrapes it), or
+  // like every API route.
+  bool metrics_open = true;
 };
 
 class AgentApi;

@@ -89,6 +89,29 @@ struct Core {
   std::shared_mutex mu;
   bool stopped = false;                                                          // GUARDED_BY(mu)
   std::unordered_map<const Connection*, std::weak_ptr<Connection>> connections;  // GUARDED_BY(mu)
+
+  // Counts a connection from `address`; false (and nothing counted) when it has its maximum.
+  bool AcquireAddress(const std::string& address) {
+    std::lock_guard lock(address_mu);
+    int& open = per_address[address];
+    if (open >= options.max_connections_per_address) {
+      if (open == 0) {
+        per_address.erase(address);
+      }
+      return false;
+    }
+    ++open;
+    return true;
+  }
+  void ReleaseAddress(const std::string& address) {
+    std::lock_guard lock(address_mu);
+    auto it = per_address.find(address);
+    if (it != per_address.end() && --it->second <= 0) {
+      per_address.erase(it);
+    }
+  }
+  std::mutex address_mu;
+  std::unordered_map<std::string, int> per_address;  // GUARDED_BY(address_mu)
 };
 
 template <class Fields>
@@ -130,16 +153,22 @@ bool IsBodylessStatus(unsigned status) { return status == 204 || status == 304; 
 // One accepted socket. Every member function but PostResponse() runs on the connection's strand.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<Core> core, tcp::socket socket, std::atomic<int>* slot)
+  // `counted_address`: the client address this connection is counted under (empty: none).
+  Connection(std::shared_ptr<Core> core, tcp::socket socket, std::atomic<int>* slot,
+             std::string counted_address)
       : core_(std::move(core)),
         socket_(std::move(socket)),
         executor_(socket_.get_executor()),
         deadline_(executor_),
         poll_timer_(executor_),
-        slot_(slot) {}
+        slot_(slot),
+        counted_address_(std::move(counted_address)) {}
 
   ~Connection() {
     ReleaseSlot();
+    if (!counted_address_.empty()) {
+      core_->ReleaseAddress(counted_address_);
+    }
     std::unique_lock lock(core_->mu);
     core_->connections.erase(this);
   }
@@ -603,6 +632,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::steady_timer deadline_;
   net::steady_timer poll_timer_;
   std::atomic<int>* slot_;  // the Core counter this connection holds a place in, until closed
+  const std::string counted_address_;  // released from Core::per_address on destruction
   uint64_t deadline_generation_ = 0;
   bool closed_ = false;
   std::string remote_address_;
@@ -694,8 +724,22 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void Admit(tcp::socket socket) {
     std::atomic<int>* slot = &core_->open_connections;
     bool reject = false;
-    if (slot->fetch_add(1, std::memory_order_relaxed) >= core_->options.max_connections) {
-      slot->fetch_sub(1, std::memory_order_relaxed);
+    beast::error_code ec;
+    const auto endpoint = socket.remote_endpoint(ec);
+    std::string address = ec ? std::string() : endpoint.address().to_string();
+    const bool address_full = !address.empty() && !core_->AcquireAddress(address);
+    if (address_full) {
+      address.clear();  // not counted
+    }
+    if (address_full ||
+        slot->fetch_add(1, std::memory_order_relaxed) >= core_->options.max_connections) {
+      if (!address_full) {
+        slot->fetch_sub(1, std::memory_order_relaxed);
+      }
+      if (!address.empty()) {
+        core_->ReleaseAddress(address);
+        address.clear();
+      }
       slot = &core_->rejecting_connections;
       reject = true;
       if (slot->fetch_add(1, std::memory_order_relaxed) >= kMaxRejecting) {
@@ -703,7 +747,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
         return;  // `socket` closes on destruction
       }
     }
-    auto connection = std::make_shared<Connection>(core_, std::move(socket), slot);
+    auto connection =
+        std::make_shared<Connection>(core_, std::move(socket), slot, std::move(address));
     net::dispatch(connection->executor(), [connection, reject] { connection->Start(reject); });
   }
 

@@ -8,7 +8,9 @@
 // request line over 8 KiB → 414, an HTTP version other than 1.0/1.1 → 505); each then closes the
 // connection. A client that does not finish its headers within `header_timeout` (slowloris)
 // or its body within `body_timeout` is disconnected; idle keep-alive connections close after
-// `idle_timeout`. Error answers use the service's JSON error shape.
+// `idle_timeout`. Beyond `max_connections` in all, or `max_connections_per_address` from one client
+// address, a new connection is answered 503 and closed. Error answers use the service's JSON error
+// shape.
 //
 // Thread-safe. Handlers run on the server's I/O threads and must not block: hand slow work to a
 // worker and call the Responder from there. A Responder may be called from any thread, exactly once.
@@ -77,6 +79,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds stream_poll_interval{100};
   int max_connections = 4096;
+  // Open connections from one client address; more are answered 503 and closed, so one client
+  // (e.g. a slowloris) cannot take every slot.
+  int max_connections_per_address = 256;
 };
 
 class HttpServer {

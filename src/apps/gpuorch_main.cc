@@ -358,7 +358,8 @@ int RunServe(const CommonFlags& flags) {
                                          .address_limiter = security.address_limiter.get(),
                                          .login_limiter = security.login_limiter.get(),
                                          .users_changed = reload_users,
-                                         .credentials_changed = credentials_changed});
+                                         .credentials_changed = credentials_changed,
+                                         .metrics_open = !config.security.metrics_auth});
   auto server = api::StartHttpServer(
       api::HttpServerOptions{.host = config.listen_host,
                              .port = config.listen_port,

@@ -95,6 +95,10 @@ core::Status ValidateOptions(const HttpServerOptions& options, bool has_handler)
   if (options.threads < 1) {
     return invalid("threads must be at least 1", "threads");
   }
+  if (options.max_connections_per_address < 1) {
+    return invalid("max_connections_per_address must be at least 1",
+                   "max_connections_per_address");
+  }
   if (options.max_connections < 1) {
     return invalid("max_connections must be at least 1", "max_connections");
   }

@@ -572,6 +572,30 @@ TEST_F(HttpServerTest, OverMaxConnectionsIs503) {
   ExpectRefusedAndClosed(third, 503, "unavailable");
 }
 
+TEST_F(HttpServerTest, OverMaxConnectionsPerAddressIs503UntilOneCloses) {  // T18
+  HttpServerOptions options = TestOptions();
+  options.max_connections_per_address = 2;
+  options.header_timeout = 2000ms;
+  StartServer(options);
+  auto first = std::make_unique<TestClient>(port());
+  TestClient second(port());
+  first->Send(Get("/1"));
+  ASSERT_TRUE(first->Read().has_value());
+  second.Send(Get("/2"));
+  ASSERT_TRUE(second.Read().has_value());
+  TestClient third(port());
+  ExpectRefusedAndClosed(third, 503, "unavailable");
+  first.reset();  // its slot comes back once the server sees the close
+  std::optional<Reply> reply;
+  for (int i = 0; i < 50 && !(reply && reply->status == 200); ++i) {
+    TestClient again(port());
+    again.Send(Get("/3"));
+    reply = again.Read();
+  }
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status, 200);
+}
+
 TEST_F(HttpServerTest, ResponderCalledLaterFromAnotherThread) {
   std::mutex mu;
   std::condition_variable cv;
