@@ -649,9 +649,9 @@ void StripTrailingNewlines(std::string& s) {
   }
 }
 
-// <data_dir>/jwt.key: base64 text of 32 random bytes, created on first start. After writing it the
-// file is read back, so that of two processes racing on one data dir both end up with what the
-// disk holds rather than each with its own key.
+// <data_dir>/jwt.key: base64 text of 32 random bytes, created on first start. It is created only
+// when absent (an existing file wins) and then read back, so that two processes racing on one data
+// dir both end up with the key the disk holds.
 core::Result<std::string> LoadOrCreateKeyFile(const std::string& path) {
   core::Result<std::string> text = ReadSecretFile(path);
   if (!text && text.error().code == core::Code::kNotFound) {
@@ -667,10 +667,12 @@ core::Result<std::string> LoadOrCreateKeyFile(const std::string& path) {
                       sodium_base64_VARIANT_ORIGINAL);
     encoded.resize(std::strlen(encoded.c_str()));
     encoded += '\n';
-    core::Status written = WriteSecretFile(path, encoded);
+    core::Status written = CreateSecretFileIfAbsent(path, encoded);
     Wipe(secret);
     Wipe(encoded);
-    text = written ? ReadSecretFile(path) : tl::unexpected(written.error());
+    text = written || written.error().code == core::Code::kAlreadyExists
+               ? ReadSecretFile(path)
+               : tl::unexpected(written.error());
   }
   if (!text) {
     core::Error error = text.error().WithContext("jwt");

@@ -115,7 +115,8 @@ struct JwtKeySource {
 // kInvalidArgument (field: the JwtKeySource member) for an unknown algorithm, a secret shorter than
 // 32 bytes, a missing or unreadable file, an unusable key, or material of the other kind of
 // algorithm; kFailedPrecondition (field "data_dir") when data_dir is not a directory or jwt.key may
-// be read by group or others; kUnavailable when jwt.key cannot be read or written.
+// be read by group or others; kFailedPrecondition when jwt.key may not be
+// accessed (permissions, read-only file system) and kUnavailable for other I/O errors.
 // Blocks on file I/O.
 [[nodiscard]] core::Result<JwtKeys> LoadJwtKeys(const JwtKeySource& source);
 

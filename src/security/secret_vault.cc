@@ -1,18 +1,15 @@
 #include "security/secret_vault.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <optional>
 #include <utility>
 
 #include "security/internal/sodium_init.h"
+#include "security/secret_file.h"
 
 namespace gpuorch::security {
 namespace {
@@ -100,138 +97,32 @@ core::Result<std::string> ParseKeyText(std::string_view text, bool allow_plain_b
   return *std::move(key);
 }
 
-tl::unexpected<core::Error> ErrnoFailure(int err, const std::string& what) {
-  const core::Code code = (err == ENOENT || err == ENOTDIR || err == EACCES || err == EROFS)
-                              ? core::Code::kFailedPrecondition
-                              : core::Code::kInternal;
-  return core::Fail(code, what + ": " + std::strerror(err));
+// A secret-file error in this file's terms (secret_vault.h): I/O failures other than an
+// inaccessible path are kInternal, an oversized file does not hold a key (kInvalidArgument), and
+// loose permissions keep their own reason.
+core::Error KeyFileError(core::Error error) {
+  if (error.code == core::Code::kUnavailable) {
+    error.code = core::Code::kInternal;
+  } else if (error.reason == kSecretFileTooLargeReason) {
+    error.code = core::Code::kInvalidArgument;
+  } else if (error.reason == kInsecureSecretFileReason) {
+    error.reason = "insecure_key_file";
+  }
+  return error.WithContext("master key file");
 }
 
-// Closes a file descriptor on every path out of a function.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  ~FdCloser() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-
- private:
-  int fd_;
-};
-
 core::Result<std::string> ReadKeyFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) {
-      return core::Fail(core::Code::kNotFound, "master key file " + path + " does not exist");
-    }
-    return ErrnoFailure(err, "open master key file " + path);
+  auto text = ReadSecretFile(path, kMaxKeyFileBytes);
+  if (!text) {
+    return core::Fail(KeyFileError(std::move(text).error()));
   }
-  FdCloser closer(fd);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    return ErrnoFailure(errno, "stat master key file " + path);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return core::Fail(core::Code::kFailedPrecondition,
-                      "master key file " + path + " is not a regular file");
-  }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return core::Fail(
-        core::Code::kFailedPrecondition,
-        "master key file " + path + " is accessible by group or others; run: chmod 600 " + path, "",
-        "insecure_key_file");
-  }
-  std::array<char, kMaxKeyFileBytes + 1> buffer{};
-  size_t size = 0;
-  while (size < buffer.size()) {
-    const ssize_t n = ::read(fd, buffer.data() + size, buffer.size() - size);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return ErrnoFailure(errno, "read master key file " + path);
-    }
-    if (n == 0) {
-      break;
-    }
-    size += static_cast<size_t>(n);
-  }
-  if (size > kMaxKeyFileBytes) {
-    sodium_memzero(buffer.data(), buffer.size());
-    return core::Fail(core::Code::kInvalidArgument,
-                      "master key file " + path + " is too large to hold a key");
-  }
-  auto key = ParseKeyText(std::string_view(buffer.data(), size), /*allow_plain_base64=*/true,
-                          "master key file " + path);
-  sodium_memzero(buffer.data(), buffer.size());
+  auto key = ParseKeyText(*text, /*allow_plain_base64=*/true, "master key file " + path);
+  sodium_memzero(text->data(), text->size());
   return key;
 }
 
-core::Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return ErrnoFailure(errno, "write " + path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return core::Ok();
-}
-
-core::Status FsyncDirOf(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) {
-    dir = ".";
-  }
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return ErrnoFailure(errno, "open directory " + dir);
-  }
-  FdCloser closer(fd);
-  if (::fsync(fd) != 0) {
-    return ErrnoFailure(errno, "fsync directory " + dir);
-  }
-  return core::Ok();
-}
-
-// Writes `text` to a fresh 0600 temporary file beside `path` and syncs it; returns its name.
-core::Result<std::string> WriteTempFile(const std::string& path, std::string_view text) {
-  std::array<unsigned char, 8> suffix{};
-  randombytes_buf(suffix.data(), suffix.size());
-  const std::string tmp = path + ".tmp-" + Hex(suffix.data(), suffix.size());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return ErrnoFailure(errno, "create " + tmp);
-  }
-  core::Status written = [&]() -> core::Status {
-    FdCloser closer(fd);
-    if (::fchmod(fd, 0600) != 0) {
-      return ErrnoFailure(errno, "chmod " + tmp);
-    }
-    GPUORCH_TRY(WriteAll(fd, text, tmp));
-    if (::fsync(fd) != 0) {
-      return ErrnoFailure(errno, "fsync " + tmp);
-    }
-    return core::Ok();
-  }();
-  if (!written) {
-    ::unlink(tmp.c_str());
-    return core::Fail(written.error());
-  }
-  return tmp;
-}
-
-// Installs `key` at `path`. `replace`: rename over an existing file; otherwise link, so that an
-// existing file wins and kAlreadyExists is returned.
+// Installs `key` at `path` as base64 text. `replace`: over an existing file; otherwise an existing
+// file wins and kAlreadyExists is returned.
 core::Status InstallKeyFile(const std::string& path, std::string_view key, bool replace) {
   if (key.size() != kMasterKeyBytes) {
     return core::Fail(core::Code::kInvalidArgument, "master key must be 32 bytes", "key");
@@ -243,31 +134,13 @@ core::Status InstallKeyFile(const std::string& path, std::string_view key, bool 
   sodium_bin2base64(text.data(), text.size(), reinterpret_cast<const unsigned char*>(key.data()),
                     key.size(), sodium_base64_VARIANT_ORIGINAL);
   text.back() = '\n';  // replaces the terminating NUL
-  auto tmp = WriteTempFile(path, text);
+  core::Status installed =
+      replace ? WriteSecretFile(path, text) : CreateSecretFileIfAbsent(path, text);
   sodium_memzero(text.data(), text.size());
-  if (!tmp) {
-    return core::Fail(tmp.error());
+  if (!installed) {
+    return core::Fail(KeyFileError(std::move(installed).error()));
   }
-  int rc = 0;
-  int err = 0;
-  if (replace) {
-    rc = ::rename(tmp->c_str(), path.c_str());
-    err = errno;
-  } else {
-    rc = ::link(tmp->c_str(), path.c_str());
-    err = errno;
-    ::unlink(tmp->c_str());
-  }
-  if (rc != 0) {
-    if (replace) {
-      ::unlink(tmp->c_str());
-    }
-    if (err == EEXIST) {
-      return core::Fail(core::Code::kAlreadyExists, "master key file " + path + " already exists");
-    }
-    return ErrnoFailure(err, "install master key file " + path);
-  }
-  return FsyncDirOf(path);
+  return core::Ok();
 }
 
 }  // namespace

@@ -204,6 +204,16 @@ TEST_F(SecurityTest, HealthStaysOpenWithoutToken) {
   EXPECT_EQ(HttpCall("GET", svc_.url() + "/health").status, 200);
 }
 
+TEST_F(SecurityTest, MetricsIsOpenByDefaultAndBehindATokenWhenConfigured) {
+  StartService();
+  EXPECT_EQ(HttpCall("GET", svc_.url() + "/metrics").status, 404) << "open, nothing exported yet";
+  ASSERT_EQ(svc_.Terminate(), 0);
+  svc_.SetEnv("GPUORCH_METRICS_AUTH", "on");
+  StartService();
+  EXPECT_EQ(HttpCall("GET", svc_.url() + "/metrics").status, 401);
+  EXPECT_EQ(svc_.Get("/metrics").status, 404);
+}
+
 TEST_F(SecurityTest, MalformedAuthorizationHeadersAnswer401) {
   StartService();
   for (const std::string& header : std::vector<std::string>{
