@@ -11,10 +11,11 @@ DATA=$(mktemp -d /tmp/gpuorch-bench-XXXXXX)
 trap 'kill $SVC 2>/dev/null || true; wait $SVC 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
 # No GPUs: submitted jobs stay queued, so the figure is the API + durable store path alone. Every
-# submit is authenticated with the admin's API token (written on first start); the rate limits are
-# off, since they would cap one user at 100 requests per second by design.
+# submit is authenticated with the admin's API token (written on first start). The rate limits and
+# the queued-jobs quota are lifted: by design they would cap one user at 100 requests per second
+# and 10,000 queued jobs, and this measures the submit path, not the limits.
 GPUORCH_LOCAL_GPUS="" GPUORCH_LOG_LEVEL=warn GPUORCH_RATE_LIMIT_USER_RPS=0 \
-  GPUORCH_RATE_LIMIT_ADDRESS_RPS=0 "$BIN/gpuorch" serve --listen 127.0.0.1:$PORT \
+  GPUORCH_RATE_LIMIT_ADDRESS_RPS=0 GPUORCH_QUOTA_MAX_QUEUED_JOBS=100000000 "$BIN/gpuorch" serve --listen 127.0.0.1:$PORT \
   --data-dir "$DATA" > "$DATA/service.out" 2>&1 &
 SVC=$!
 for _ in $(seq 1 200); do

@@ -428,10 +428,10 @@ TEST_F(SqliteStoreTest, FreshFileIsMigratedToTheLatestVersionInWalMode) {
   auto db = sqlite_internal::Connection::Open({.path = DbPath(), .create = false});
   ASSERT_TRUE(db.has_value()) << Describe(db);
   EXPECT_EQ(*(*db)->QueryText("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5");
+  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,4,5,6");
   EXPECT_EQ(*(*db)->QueryText("SELECT COUNT(*) FROM schema_migrations WHERE applied_at_ms > "
                               "1600000000000"),
-            "5");
+            "6");
   EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND sql IS NOT NULL ORDER BY name)"),
             "api_tokens_user_id,instances_join_token_hash,instances_owner_seq,"
@@ -440,7 +440,7 @@ TEST_F(SqliteStoreTest, FreshFileIsMigratedToTheLatestVersionInWalMode) {
             "usage_instance_started,usage_owner_started");
   EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name)"),
-            "api_tokens,instances,job_transitions,jobs,nodes,provider_credentials,"
+            "api_tokens,instances,job_transitions,jobs,nodes,provider_credentials,queued_counts,"
             "schema_migrations,settings,usage,users");
 }
 
@@ -519,15 +519,15 @@ TEST_F(SqliteStoreTest, CapacityWritesAreAcknowledgedOnlyOnceSynced) {
   EXPECT_EQ(*store->GetOrInitSetting("key", "other"), "other");
 }
 
-TEST_F(SqliteStoreTest, QuotaCountUsesTheOwnerStateIndex) {
+TEST_F(SqliteStoreTest, QuotaCountReadsOneCounterRowByPrimaryKey) {
   auto store = OpenOrDie();
   ASSERT_NE(store, nullptr);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
   sqlite3_stmt* plan = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE "
-                               "owner = 'alice' AND state = 'queued' LIMIT 10)",
+                               "EXPLAIN QUERY PLAN SELECT queued FROM queued_counts WHERE "
+                               "owner = 'alice'",
                                -1, &plan, nullptr),
             SQLITE_OK);
   std::string details;
@@ -537,7 +537,7 @@ TEST_F(SqliteStoreTest, QuotaCountUsesTheOwnerStateIndex) {
   }
   sqlite3_finalize(plan);
   sqlite3_close(db);
-  EXPECT_NE(details.find("jobs_owner_state"), std::string::npos) << details;
+  EXPECT_NE(details.find("PRIMARY KEY"), std::string::npos) << details;
 }
 
 // A job row as a binary of schema version 1 or 2 wrote it (no scheduling columns).
@@ -601,6 +601,52 @@ TEST_F(SqliteStoreTest, RowsOfVersion2ReadBackWithSchedulingDefaults) {
   EXPECT_EQ(refused.error().code, Code::kResourceExhausted);
 }
 
+// The submit quota reads a per-owner counter that triggers keep in step with every insert and state
+// change; the migration that adds it counts the jobs already queued.
+TEST_F(SqliteStoreTest, QueuedCountsFollowEveryTransitionAndCountExistingRows) {
+  {
+    auto db = sqlite_internal::Connection::Open({.path = DbPath()});
+    ASSERT_TRUE(db.has_value()) << Describe(db);
+    ASSERT_EQ(*sqlite_internal::ApplyMigrations(**db, 5), 5);
+    ASSERT_TRUE((**db).Exec(kOldJobRow).has_value());  // alice, queued
+  }
+  ASSERT_TRUE(MigrateSqlite(DbPath()).has_value());
+  auto store = OpenOrDie({.migrate_if_empty = false});
+  ASSERT_NE(store, nullptr);
+  auto insert = [&](const std::string& id, const std::string& owner, int limit) {
+    domain::Job job{.id = id, .owner = owner};
+    job.spec.command = {"true"};
+    return store->InsertJob(job, InsertOptions{.max_queued_jobs = limit});
+  };
+  auto full = insert("job-a2", "alice", 1);
+  ASSERT_FALSE(full.has_value()) << "the migrated row counts";
+  EXPECT_EQ(full.error().reason, "quota_exceeded");
+  ASSERT_TRUE(insert("job-a2", "alice", 2).has_value());
+  ASSERT_TRUE(insert("job-b1", "bob", 1).has_value());
+  // Leaving the queue frees a place; coming back takes it again.
+  const auto now = core::SystemTime(std::chrono::seconds(1'800'000'000));
+  ASSERT_TRUE(store
+                  ->UpdateJob({.job_id = "job-old",
+                               .expected_state = domain::JobState::kQueued,
+                               .new_state = domain::JobState::kScheduled},
+                              now)
+                  .has_value());
+  ASSERT_TRUE(insert("job-a3", "alice", 2).has_value());
+  EXPECT_FALSE(insert("job-a4", "alice", 2).has_value());
+  ASSERT_TRUE(store
+                  ->UpdateJob({.job_id = "job-old",
+                               .expected_state = domain::JobState::kScheduled,
+                               .new_state = domain::JobState::kQueued},
+                              now)
+                  .has_value());
+  EXPECT_FALSE(insert("job-a4", "alice", 3).has_value()) << "3 queued again";
+  EXPECT_TRUE(insert("job-a4", "alice", 4).has_value());
+  auto db = sqlite_internal::Connection::Open({.path = DbPath(), .create = false});
+  ASSERT_TRUE(db.has_value());
+  EXPECT_EQ(*(*db)->QueryText("SELECT group_concat(owner || ':' || queued) FROM queued_counts"),
+            "alice:4,bob:1");
+}
+
 TEST_F(SqliteStoreTest, Version3DatabaseMigratesToCapacityTables) {
   {
     auto db = sqlite_internal::Connection::Open({.path = DbPath()});
@@ -638,7 +684,7 @@ TEST_F(SqliteStoreTest, Version4DatabaseMigratesToSecurityTablesKeepingItsRows) 
   EXPECT_EQ(refused.error().code, Code::kFailedPrecondition);
   auto migrated = MigrateSqlite(DbPath());
   ASSERT_TRUE(migrated.has_value()) << Describe(migrated);
-  EXPECT_EQ(*migrated, 5);
+  EXPECT_EQ(*migrated, SqliteSchemaVersion());
   auto store = OpenOrDie({.migrate_if_empty = false});
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->GetJob("job-old")->owner, "alice");

@@ -173,6 +173,32 @@ CREATE TABLE provider_credentials (
   PRIMARY KEY (provider, name)
 ) WITHOUT ROWID;
 )sql",
+      // 6: the number of queued jobs per owner, kept by triggers in the same transaction as every
+      // insert and state change, so the submit quota reads one row instead of counting jobs.
+      R"sql(
+CREATE TABLE queued_counts (
+  owner TEXT NOT NULL PRIMARY KEY,
+  queued INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO queued_counts(owner, queued)
+  SELECT owner, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY owner;
+CREATE TRIGGER jobs_queued_on_insert AFTER INSERT ON jobs WHEN NEW.state = 'queued' BEGIN
+  INSERT INTO queued_counts(owner, queued) VALUES (NEW.owner, 1)
+    ON CONFLICT(owner) DO UPDATE SET queued = queued + 1;
+END;
+CREATE TRIGGER jobs_queued_on_enter AFTER UPDATE OF state ON jobs
+  WHEN OLD.state <> 'queued' AND NEW.state = 'queued' BEGIN
+  INSERT INTO queued_counts(owner, queued) VALUES (NEW.owner, 1)
+    ON CONFLICT(owner) DO UPDATE SET queued = queued + 1;
+END;
+CREATE TRIGGER jobs_queued_on_leave AFTER UPDATE OF state ON jobs
+  WHEN OLD.state = 'queued' AND NEW.state <> 'queued' BEGIN
+  UPDATE queued_counts SET queued = queued - 1 WHERE owner = OLD.owner;
+END;
+CREATE TRIGGER jobs_queued_on_delete AFTER DELETE ON jobs WHEN OLD.state = 'queued' BEGIN
+  UPDATE queued_counts SET queued = queued - 1 WHERE owner = OLD.owner;
+END;
+)sql",
   };
   return migrations;
 }
