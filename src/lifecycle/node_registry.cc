@@ -122,6 +122,9 @@ struct NodeRegistry::Node {
   std::optional<core::SystemTime> last_heartbeat;
   std::vector<agent::GpuMetric> metrics;
   std::mutex log_mu;  // serializes appends to this node's attempt logs
+  // True once a heartbeat proved the agent holds its node token: its instance's join token is
+  // then spent for good (until then a lost registration reply may be replayed with it).
+  bool join_token_spent = false;
 };
 
 std::string TokenHash(std::string_view token) {
@@ -217,8 +220,9 @@ core::Result<std::optional<domain::Instance>> NodeRegistry::InstanceOfJoinToken(
     }
     return core::Fail(found.error().WithContext("node registry: register"));
   }
+  const bool replay = found->state == domain::InstanceState::kReady && !found->node_id.empty();
   if (found->state != domain::InstanceState::kRequested &&
-      found->state != domain::InstanceState::kProvisioning) {
+      found->state != domain::InstanceState::kProvisioning && !replay) {
     return Unauthenticated("invalid join token");
   }
   return std::optional<domain::Instance>(std::move(*found));
@@ -262,7 +266,8 @@ core::Status NodeRegistry::MoveInstance(const domain::Instance& instance,
   if (to == domain::InstanceState::kReady) {
     update.status_message = "ready: agent registered as node " + node_id;
     update.node_id = node_id;
-    update.join_token_hash = std::string();  // the token is spent
+    // The join token stays valid for this node until its first heartbeat (Heartbeat spends it),
+    // so that an agent whose registration reply was lost can register again.
     update.ready_at = std::optional(now);
   }
   auto moved = store_.UpdateInstance(update, now);
@@ -293,6 +298,9 @@ core::Result<agent::RegisterReply> NodeRegistry::Register(const agent::RegisterR
   std::lock_guard register_lock(register_mu_);
   GPUORCH_ASSIGN_OR_RETURN(std::optional<domain::Instance> instance,
                            InstanceOfJoinToken(request.join_token));
+  if (instance && instance->state == domain::InstanceState::kReady) {
+    return RegisterAgain(*instance);
+  }
   store::NodeRecord record = NewRecord(request, instance);
   if (instance && instance->state == domain::InstanceState::kRequested) {
     GPUORCH_TRY(MoveInstance(*instance, domain::InstanceState::kRequested,
@@ -333,6 +341,44 @@ core::Result<agent::RegisterReply> NodeRegistry::Register(const agent::RegisterR
       .lost_after = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lost_after)};
 }
 
+core::Result<agent::RegisterReply> NodeRegistry::RegisterAgain(const domain::Instance& instance) {
+  store::NodeRecord record;
+  std::string old_hash;
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(instance.node_id);
+    if (it == nodes_.end() || it->second->record.state != "active" ||
+        it->second->join_token_spent) {
+      return Unauthenticated("invalid join token");
+    }
+    record = it->second->record;
+    old_hash = record.token_hash;
+  }
+  const std::string token = core::RandomHexToken(32);
+  record.token_hash = TokenHash(token);
+  record.updated_at = clock_.Now();
+  if (auto stored = store_.UpsertNode(record); !stored) {
+    return core::Fail(stored.error().WithContext("node registry: register again"));
+  }
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(record.id);
+    if (it != nodes_.end()) {
+      it->second->record.token_hash = record.token_hash;
+      it->second->last_contact = clock_.MonotonicNow();
+    }
+    node_of_token_.erase(old_hash);
+    node_of_token_[record.token_hash] = record.id;
+  }
+  spdlog::info("node {} registered again with its join token (the first reply was lost)",
+               record.id);
+  return agent::RegisterReply{
+      .node_id = record.id,
+      .node_token = token,
+      .heartbeat_interval = options_.heartbeat_interval,
+      .lost_after = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lost_after)};
+}
+
 core::Result<std::shared_ptr<NodeRegistry::Node>> NodeRegistry::Authenticate(
     const std::string& node_token) const {
   if (node_token.empty()) {
@@ -366,7 +412,31 @@ core::Result<agent::HeartbeatReply> NodeRegistry::Heartbeat(
     node->last_heartbeat = clock_.Now();
     node->metrics = request.gpu_metrics;
   }
+  SpendJoinToken(*node);
   return node->state->ApplyHeartbeat(request);
+}
+
+void NodeRegistry::SpendJoinToken(Node& node) {
+  std::string instance_id;
+  {
+    std::lock_guard lock(mu_);
+    if (node.join_token_spent || node.record.instance_id.empty()) {
+      node.join_token_spent = true;
+      return;
+    }
+    instance_id = node.record.instance_id;
+  }
+  auto spent = store_.UpdateInstance(
+      store::InstanceUpdate{.instance_id = instance_id,
+                            .expected_state = domain::InstanceState::kReady,
+                            .join_token_hash = std::string()},
+      clock_.Now());
+  // kAborted / kNotFound: the instance moved on (terminating, gone), its token no longer works.
+  if (spent || spent.error().code == core::Code::kAborted ||
+      spent.error().code == core::Code::kNotFound) {
+    std::lock_guard lock(mu_);
+    node.join_token_spent = true;
+  }
 }
 
 core::Result<agent::LogAppendReply> NodeRegistry::AppendLog(const std::string& node_token,

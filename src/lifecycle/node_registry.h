@@ -155,6 +155,11 @@ class NodeRegistry {
   core::Status MoveInstance(const domain::Instance& instance, domain::InstanceState from,
                             domain::InstanceState to, const std::string& node_id);
   std::string UniqueNodeId(const std::string& wanted);
+  // A second registration with the join token of an instance whose node registered but never sent
+  // a heartbeat (the reply was lost): a new node token for the same node. REQUIRES register_mu_.
+  core::Result<agent::RegisterReply> RegisterAgain(const domain::Instance& instance);
+  // After a node's first heartbeat: clears its instance's join token hash, once.
+  void SpendJoinToken(Node& node);
   void SetDown(const std::string& node_id, const std::string& state, const std::string& reason);
   std::shared_ptr<Node> MakeNode(store::NodeRecord record);
 

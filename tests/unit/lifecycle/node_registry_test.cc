@@ -124,7 +124,7 @@ class NodeRegistryTest : public ::testing::Test {
   std::unique_ptr<NodeRegistry> registry_;
 };
 
-TEST_F(NodeRegistryTest, InstanceTokenJoinsOnceAndMakesTheInstanceReady) {
+TEST_F(NodeRegistryTest, InstanceTokenJoinsAndMakesTheInstanceReady) {
   InsertInstance("inst-1", "one-time-token");
   auto reply = registry_->Register(agent::RegisterRequest{
       .join_token = "one-time-token", .node_name = "Box_1", .hostname = "box-1"});
@@ -140,7 +140,7 @@ TEST_F(NodeRegistryTest, InstanceTokenJoinsOnceAndMakesTheInstanceReady) {
   EXPECT_EQ(instance->state, domain::InstanceState::kReady);
   EXPECT_EQ(instance->node_id, "runpod-box-1");
   EXPECT_EQ(instance->ready_at, clock_.Now());
-  EXPECT_TRUE(instance->join_token_hash.empty());
+  EXPECT_FALSE(instance->join_token_hash.empty()) << "spent by the first heartbeat, not before";
 
   auto node = store_->GetNode("runpod-box-1");
   ASSERT_TRUE(node) << node.error().message;
@@ -156,11 +156,38 @@ TEST_F(NodeRegistryTest, InstanceTokenJoinsOnceAndMakesTheInstanceReady) {
   EXPECT_NE(node->token_hash, reply->node_token);
   EXPECT_EQ(reply->node_token.size(), 64u);
 
+  // The first heartbeat spends the join token for good.
+  ASSERT_TRUE(registry_->Heartbeat(reply->node_token, agent::HeartbeatRequest{}));
+  EXPECT_TRUE(store_->GetInstance("inst-1")->join_token_hash.empty());
   auto again = registry_->Register(agent::RegisterRequest{.join_token = "one-time-token",
                                                           .node_name = "box-2"});
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, core::Code::kUnauthenticated);
   EXPECT_EQ(listener_.ready.size(), 1u);
+}
+
+// The service registered the node but the agent never got the reply (e.g. the service died right
+// then): the agent's retry with the same join token gets a new node token for the same node.
+TEST_F(NodeRegistryTest, LostRegistrationReplyCanBeReplayedUntilTheFirstHeartbeat) {
+  InsertInstance("inst-1", "one-time-token");
+  auto first = registry_->Register(agent::RegisterRequest{
+      .join_token = "one-time-token", .node_name = "box-1", .hostname = "box-1"});
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = registry_->Register(agent::RegisterRequest{
+      .join_token = "one-time-token", .node_name = "box-1", .hostname = "box-1"});
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->node_id, first->node_id);
+  EXPECT_NE(second->node_token, first->node_token);
+  EXPECT_EQ(listener_.ready.size(), 1u) << "the same node, announced once";
+  EXPECT_EQ(store_->ListNodes()->size(), 1u);
+  auto stale = registry_->Heartbeat(first->node_token, agent::HeartbeatRequest{});
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, core::Code::kUnauthenticated);
+  ASSERT_TRUE(registry_->Heartbeat(second->node_token, agent::HeartbeatRequest{}));
+  auto third = registry_->Register(agent::RegisterRequest{
+      .join_token = "one-time-token", .node_name = "box-1", .hostname = "box-1"});
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().code, core::Code::kUnauthenticated);
 }
 
 TEST_F(NodeRegistryTest, ProvisioningInstanceJoinsToo) {
