@@ -103,11 +103,7 @@ void ApiRouter::Handle(HttpRequest request, Responder respond) {
   const std::string& path = request.path;
   const std::string& method = request.method;
   auto method_not_allowed = [&](const char* allowed) {
-    HttpResponse r = ErrorResponse(core::Error{core::Code::kInvalidArgument,
-                                               "method " + method + " not allowed here", "",
-                                               "method_not_allowed"});
-    r.headers.emplace_back("Allow", allowed);
-    respond(std::move(r));
+    respond(internal::MethodNotAllowed(method, allowed));
   };
   if (path == "/health") {
     return method == "GET" ? Health(std::move(respond)) : method_not_allowed("GET");
@@ -130,11 +126,7 @@ void ApiRouter::Route(HttpRequest request, const Principal& caller, Responder re
   const std::string& path = request.path;
   const std::string& method = request.method;
   auto method_not_allowed = [&](const char* allowed) {
-    HttpResponse r = ErrorResponse(core::Error{core::Code::kInvalidArgument,
-                                               "method " + method + " not allowed here", "",
-                                               "method_not_allowed"});
-    r.headers.emplace_back("Allow", allowed);
-    respond(std::move(r));
+    respond(internal::MethodNotAllowed(method, allowed));
   };
   if (HandleSecurity(request, caller, respond)) {
     return;

@@ -87,11 +87,7 @@ bool ApiRouter::HandleCloud(const HttpRequest& request, const Principal& caller,
   const std::string& path = request.path;
   const std::string& method = request.method;
   auto only = [&](const char* allowed) {
-    HttpResponse r = ErrorResponse(core::Error{core::Code::kInvalidArgument,
-                                               "method " + method + " not allowed here", "",
-                                               "method_not_allowed"});
-    r.headers.emplace_back("Allow", allowed);
-    respond(std::move(r));
+    respond(internal::MethodNotAllowed(method, allowed));
     return true;
   };
   if (path == "/api/v1/instances/" || path == "/api/v1/instances") {

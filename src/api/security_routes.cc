@@ -92,8 +92,27 @@ json TokenJson(const store::ApiTokenRecord& token, const std::string& user_name)
               {"revoked_at", Time(token.revoked_at)}};
 }
 
-// The JSON object body of a request, or the error to answer.
-core::Result<json> JsonObjectBody(const HttpRequest& request) {
+core::Status OnlyFields(const json& body, std::initializer_list<const char*> allowed);
+
+// What is shown of `provider`'s stored credentials: names, hints and fingerprints, never values.
+json CredentialsJson(const std::vector<security::CredentialInfo>& list,
+                     const std::string& provider) {
+  json stored = json::array();
+  for (const auto& c : list) {
+    if (c.provider == provider) {
+      stored.push_back(json{{"name", c.name},
+                            {"hint", c.hint},
+                            {"fingerprint", c.fingerprint},
+                            {"updated_at", core::FormatRfc3339(c.updated_at)}});
+    }
+  }
+  return stored;
+}
+
+// The JSON object body of a request, or the error to answer; with `allowed` non-empty, a field
+// not in it is an error too.
+core::Result<json> JsonObjectBody(const HttpRequest& request,
+                                  std::initializer_list<const char*> allowed = {}) {
   if (!internal::IsJsonContentType(request.Header("content-type"))) {
     return core::Fail(core::Error{core::Code::kInvalidArgument,
                                   "Content-Type must be application/json (UTF-8)", "Content-Type",
@@ -102,6 +121,9 @@ core::Result<json> JsonObjectBody(const HttpRequest& request) {
   GPUORCH_ASSIGN_OR_RETURN(json body, internal::ParseJsonBody(request.body));
   if (!body.is_object()) {
     return core::Fail(BadRequest("the body must be a JSON object", ""));
+  }
+  if (allowed.size() > 0) {
+    GPUORCH_TRY(OnlyFields(body, allowed));
   }
   return body;
 }
@@ -191,11 +213,7 @@ std::optional<security::Principal> ApiRouter::Admit(const HttpRequest& request,
   }
   if (request.path == kLoginPath) {
     if (request.method != "POST") {
-      HttpResponse r = ErrorResponse(core::Error{core::Code::kInvalidArgument,
-                                                 "method " + request.method + " not allowed here",
-                                                 "", "method_not_allowed"});
-      r.headers.emplace_back("Allow", "POST");
-      respond(std::move(r));
+      respond(internal::MethodNotAllowed(request.method, "POST"));
     } else {
       Login(request, std::move(respond));
     }
@@ -291,11 +309,7 @@ bool ApiRouter::HandleSecurity(const HttpRequest& request, const Principal& call
   const std::string& path = request.path;
   const std::string& method = request.method;
   auto only = [&](const char* allowed) {
-    HttpResponse r = ErrorResponse(core::Error{core::Code::kInvalidArgument,
-                                               "method " + method + " not allowed here", "",
-                                               "method_not_allowed"});
-    r.headers.emplace_back("Allow", allowed);
-    respond(std::move(r));
+    respond(internal::MethodNotAllowed(method, allowed));
     return true;
   };
   auto forbid = [&]() {
@@ -429,12 +443,9 @@ void ApiRouter::CreateUser(const HttpRequest& request, Responder respond) {
   if (security_.users == nullptr) {
     return respond(ErrorResponse(Unavailable("user management is not available")));
   }
-  auto body = JsonObjectBody(request);
+  auto body = JsonObjectBody(request, {"name", "password", "role", "limits"});
   if (!body) {
     return respond(ErrorResponse(body.error()));
-  }
-  if (auto fields = OnlyFields(*body, {"name", "password", "role", "limits"}); !fields) {
-    return respond(ErrorResponse(fields.error()));
   }
   auto name = OptionalString(*body, "name");
   auto password = OptionalString(*body, "password");
@@ -480,12 +491,9 @@ void ApiRouter::UpdateUser(const std::string& name, const HttpRequest& request,
   if (security_.users == nullptr) {
     return respond(ErrorResponse(Unavailable("user management is not available")));
   }
-  auto body = JsonObjectBody(request);
+  auto body = JsonObjectBody(request, {"password", "role", "disabled", "limits"});
   if (!body) {
     return respond(ErrorResponse(body.error()));
-  }
-  if (auto fields = OnlyFields(*body, {"password", "role", "disabled", "limits"}); !fields) {
-    return respond(ErrorResponse(fields.error()));
   }
   auto password = OptionalString(*body, "password");
   auto role = OptionalString(*body, "role");
@@ -555,12 +563,9 @@ void ApiRouter::CreateToken(const std::string& user_name, const HttpRequest& req
   if (security_.users == nullptr) {
     return respond(ErrorResponse(Unavailable("token management is not available")));
   }
-  auto body = JsonObjectBody(request);
+  auto body = JsonObjectBody(request, {"name", "expires_in_seconds"});
   if (!body) {
     return respond(ErrorResponse(body.error()));
-  }
-  if (auto fields = OnlyFields(*body, {"name", "expires_in_seconds"}); !fields) {
-    return respond(ErrorResponse(fields.error()));
   }
   auto name = OptionalString(*body, "name");
   if (!name) {
@@ -672,17 +677,12 @@ void ApiRouter::PutCredentials(const std::string& provider, const HttpRequest& r
       }
     }
     spdlog::info("provider {}: credentials stored (sealed)", provider);
-    json stored = json::array();
-    if (auto list = security_.credentials->List()) {
-      for (const auto& c : *list) {
-        if (c.provider == provider) {
-          stored.push_back(json{{"name", c.name}, {"hint", c.hint},
-                                {"fingerprint", c.fingerprint},
-                                {"updated_at", core::FormatRfc3339(c.updated_at)}});
-        }
-      }
+    auto list = security_.credentials->List();
+    if (!list) {
+      return respond(ErrorResponse(list.error()));
     }
-    respond(JsonResponse(200, json{{"provider", provider}, {"credentials", stored},
+    respond(JsonResponse(200, json{{"provider", provider},
+                                   {"credentials", CredentialsJson(*list, provider)},
                                    {"applied", applied}}));
   });
 }
@@ -699,15 +699,8 @@ void ApiRouter::ShowCredentials(const std::string& provider, Responder respond) 
     if (!list) {
       return respond(ErrorResponse(list.error()));
     }
-    json stored = json::array();
-    for (const auto& c : *list) {
-      if (c.provider == provider) {
-        stored.push_back(json{{"name", c.name}, {"hint", c.hint},
-                              {"fingerprint", c.fingerprint},
-                              {"updated_at", core::FormatRfc3339(c.updated_at)}});
-      }
-    }
-    respond(JsonResponse(200, json{{"provider", provider}, {"credentials", stored}}));
+    respond(JsonResponse(
+        200, json{{"provider", provider}, {"credentials", CredentialsJson(*list, provider)}}));
   });
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "api/api_router.h"
+
 namespace gpuorch::api::internal {
 
 HttpResponse JsonResponse(int status, const nlohmann::json& body) {
@@ -11,6 +13,14 @@ HttpResponse JsonResponse(int status, const nlohmann::json& body) {
 
 core::Error NotFound(const std::string& what) {
   return core::Error{core::Code::kNotFound, what + " not found", "", "not_found"};
+}
+
+HttpResponse MethodNotAllowed(const std::string& method, const char* allowed) {
+  HttpResponse r = ErrorResponse(core::Error{core::Code::kInvalidArgument,
+                                             "method " + method + " not allowed here", "",
+                                             "method_not_allowed"});
+  r.headers.emplace_back("Allow", allowed);
+  return r;
 }
 
 core::Error BadRequest(std::string message, std::string field) {

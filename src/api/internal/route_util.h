@@ -16,6 +16,8 @@ namespace gpuorch::api::internal {
 HttpResponse JsonResponse(int status, const nlohmann::json& body);
 core::Error NotFound(const std::string& what);  // reason "not_found"
 core::Error BadRequest(std::string message, std::string field);
+// 405 method_not_allowed for `method`, with the Allow header listing `allowed`.
+HttpResponse MethodNotAllowed(const std::string& method, const char* allowed);
 // True for "application/json" with an optional "charset=utf-8".
 bool IsJsonContentType(const std::optional<std::string>& value);
 // Splits "/api/v1/jobs/abc/logs" after `prefix` into segments, ignoring one trailing slash.
