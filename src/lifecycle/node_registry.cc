@@ -127,16 +127,6 @@ struct NodeRegistry::Node {
   bool join_token_spent = false;
 };
 
-std::string TokenHash(std::string_view token) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : Sha256(token)) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
-
 NodeRegistry::NodeRegistry(store::Store& store, const core::Clock& clock,
                            NodeRegistryOptions options)
     : store_(store), clock_(clock), options_(std::move(options)) {}

@@ -38,6 +38,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "domain/instance.h"
+#include "security/api_token.h"
 #include "store/store.h"
 
 namespace gpuorch::lifecycle {
@@ -93,8 +94,9 @@ struct NodeView {
   std::vector<AttemptView> attempts;                // attempts that have not ended
 };
 
-// SHA-256 of `token`, lowercase hex: the form in which join and node tokens are stored.
-std::string TokenHash(std::string_view token);
+// SHA-256 of `token`, lowercase hex: the form in which join and node tokens are stored (the same
+// as API tokens').
+using security::TokenHash;
 
 class NodeRegistry {
  public:
