@@ -113,12 +113,18 @@ int Fatal(const std::string& message) {
   return 1;
 }
 
+// A data dir this creates is the owner's alone (mode 0700): it holds the database (password and
+// token hashes, sealed credentials) and, by default, the key files. An existing one is left as is.
 core::Status EnsureDataDir(const std::string& dir) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  const bool created = std::filesystem::create_directories(dir, ec);
   if (ec) {
     return core::Fail(core::Code::kUnavailable,
                       "cannot create data dir '" + dir + "': " + ec.message());
+  }
+  if (created) {
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
   }
   return core::Ok();
 }

@@ -167,6 +167,8 @@ TEST_F(SecurityTest, FirstStartWritesAdminTokenFileWithMode0600AndSaysSoOnce) {
   struct stat st {};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat((svc_.data_dir() + "/data").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u) << "the data dir it created is the owner's alone";
   EXPECT_FALSE(svc_.token().empty());
   EXPECT_EQ(svc_.Get("/api/v1/auth/whoami").Json()["name"], "admin");
   const std::string first_token = svc_.token();
