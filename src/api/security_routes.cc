@@ -518,40 +518,24 @@ void ApiRouter::UpdateUser(const std::string& name, const HttpRequest& request,
   }
   workers_->Post([this, name, password = *password, role = *role, disabled, limits,
                   respond = std::move(respond)] {
-    // Validate everything before the first write, so a refused request changes nothing.
-    if (auto exists = store_.GetUserByName(name); !exists) {
-      return respond(ErrorResponse(exists.error().code == core::Code::kNotFound
-                                       ? NotFound("user " + name)
-                                       : exists.error()));
-    }
-    if (role && *role != security::kAdminRole && *role != security::kUserRole) {
-      return respond(ErrorResponse(core::Error{core::Code::kInvalidArgument,
-                                               "role must be \"admin\" or \"user\"", "role"}));
-    }
     if (password && password->size() > security::kMaxPasswordBytes) {
       return respond(ErrorResponse(core::Error{
           core::Code::kInvalidArgument,
           "password must be at most " + std::to_string(security::kMaxPasswordBytes) + " bytes",
           "password"}));
     }
-    core::Result<store::UserRecord> user = store_.GetUserByName(name);
-    if (user && role) {
-      user = security_.users->SetRole(name, *role);
-    }
-    if (user && disabled) {
-      user = security_.users->SetDisabled(name, *disabled);
-    }
-    if (user && password) {
-      user = security_.users->SetPassword(name, *password);
-    }
-    if (user && limits) {
-      user = security_.users->SetLimits(name, *limits);
+    // One write: a refused request changes nothing.
+    auto user = security_.users->Update(name, security::UserChange{.role = role,
+                                                                   .disabled = disabled,
+                                                                   .password = password,
+                                                                   .limits = limits});
+    if (!user) {
+      return respond(ErrorResponse(user.error().code == core::Code::kNotFound
+                                       ? NotFound("user " + name)
+                                       : user.error()));
     }
     if (security_.users_changed) {
       security_.users_changed();
-    }
-    if (!user) {
-      return respond(ErrorResponse(user.error()));
     }
     auto snapshot = security_.directory ? security_.directory->Current() : nullptr;
     respond(JsonResponse(200, UserJson(*user, snapshot.get())));

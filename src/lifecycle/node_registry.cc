@@ -1,8 +1,6 @@
 #include "lifecycle/node_registry.h"
 
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,18 +26,10 @@ namespace {
 
 constexpr size_t kMaxNodeNameBytes = 48;
 
-std::string Sha256(std::string_view text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<const char*>(digest), length);
-}
-
-// Equal tokens, in time independent of where they differ (and of their lengths).
+// Equal tokens, in time independent of where they differ (and of their lengths): their digests
+// are compared, in constant time.
 bool SameToken(std::string_view a, std::string_view b) {
-  const std::string da = Sha256(a);
-  const std::string db = Sha256(b);
-  return CRYPTO_memcmp(da.data(), db.data(), da.size()) == 0;
+  return security::ConstantTimeEquals(TokenHash(a), TokenHash(b));
 }
 
 // Lowercase letters, digits and single dashes, at most kMaxNodeNameBytes; "node" when nothing is left.

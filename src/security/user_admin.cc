@@ -79,69 +79,83 @@ core::Result<store::UserRecord> UserAdmin::Modify(
   return store_.UpdateUser(*user);
 }
 
-core::Result<store::UserRecord> UserAdmin::SetDisabled(const std::string& name, bool disabled) {
+core::Result<store::UserRecord> UserAdmin::Update(const std::string& name,
+                                                  const UserChange& change) {
+  if (change.role) {
+    GPUORCH_TRY(ValidateRole(*change.role));
+  }
+  if (change.limits) {
+    const UserLimitsUpdate& limits = *change.limits;
+    GPUORCH_TRY(ValidateLimit(limits.max_gpus, "max_gpus"));
+    GPUORCH_TRY(ValidateLimit(limits.max_queued_jobs, "max_queued_jobs"));
+    if (limits.monthly_budget_usd &&
+        (!std::isfinite(*limits.monthly_budget_usd) || *limits.monthly_budget_usd < 0 ||
+         *limits.monthly_budget_usd > 1e12)) {
+      return core::Fail(core::Code::kInvalidArgument,
+                        "monthly_budget_usd must be a number in [0, 1e12]", "monthly_budget_usd");
+    }
+  }
+  std::string hash;
+  if (change.password && !change.password->empty()) {
+    GPUORCH_ASSIGN_OR_RETURN(hash, HashPassword(*change.password, cost_));
+  }
   return Modify(name, [&](store::UserRecord& user) -> core::Status {
-    if (user.disabled != disabled) {
-      user.disabled = disabled;
+    // A change of role, state or password revokes the access tokens issued before it.
+    bool revoke = false;
+    if (change.role && user.role != *change.role) {
+      user.role = *change.role;
+      revoke = true;
+    }
+    if (change.disabled && user.disabled != *change.disabled) {
+      user.disabled = *change.disabled;
+      revoke = true;
+    }
+    if (change.password) {
+      user.password_hash = hash;
+      revoke = true;
+    }
+    if (revoke) {
       ++user.token_version;
+    }
+    if (change.limits) {
+      const UserLimitsUpdate& limits = *change.limits;
+      if (limits.clear_max_gpus) {
+        user.max_gpus.reset();
+      } else if (limits.max_gpus) {
+        user.max_gpus = limits.max_gpus;
+      }
+      if (limits.clear_max_queued_jobs) {
+        user.max_queued_jobs.reset();
+      } else if (limits.max_queued_jobs) {
+        user.max_queued_jobs = limits.max_queued_jobs;
+      }
+      if (limits.clear_monthly_budget) {
+        user.monthly_budget_usd.reset();
+      } else if (limits.monthly_budget_usd) {
+        user.monthly_budget_usd = limits.monthly_budget_usd;
+      }
     }
     return core::Ok();
   });
+}
+
+core::Result<store::UserRecord> UserAdmin::SetDisabled(const std::string& name, bool disabled) {
+  return Update(name, UserChange{.disabled = disabled});
 }
 
 core::Result<store::UserRecord> UserAdmin::SetRole(const std::string& name,
                                                    const std::string& role) {
-  GPUORCH_TRY(ValidateRole(role));
-  return Modify(name, [&](store::UserRecord& user) -> core::Status {
-    if (user.role != role) {
-      user.role = role;
-      ++user.token_version;
-    }
-    return core::Ok();
-  });
+  return Update(name, UserChange{.role = role});
 }
 
 core::Result<store::UserRecord> UserAdmin::SetPassword(const std::string& name,
                                                        const std::string& password) {
-  std::string hash;
-  if (!password.empty()) {
-    GPUORCH_ASSIGN_OR_RETURN(hash, HashPassword(password, cost_));
-  }
-  return Modify(name, [&](store::UserRecord& user) -> core::Status {
-    user.password_hash = hash;
-    ++user.token_version;
-    return core::Ok();
-  });
+  return Update(name, UserChange{.password = password});
 }
 
 core::Result<store::UserRecord> UserAdmin::SetLimits(const std::string& name,
                                                      const UserLimitsUpdate& limits) {
-  GPUORCH_TRY(ValidateLimit(limits.max_gpus, "max_gpus"));
-  GPUORCH_TRY(ValidateLimit(limits.max_queued_jobs, "max_queued_jobs"));
-  if (limits.monthly_budget_usd &&
-      (!std::isfinite(*limits.monthly_budget_usd) || *limits.monthly_budget_usd < 0 ||
-       *limits.monthly_budget_usd > 1e12)) {
-    return core::Fail(core::Code::kInvalidArgument,
-                      "monthly_budget_usd must be a number in [0, 1e12]", "monthly_budget_usd");
-  }
-  return Modify(name, [&](store::UserRecord& user) -> core::Status {
-    if (limits.clear_max_gpus) {
-      user.max_gpus.reset();
-    } else if (limits.max_gpus) {
-      user.max_gpus = limits.max_gpus;
-    }
-    if (limits.clear_max_queued_jobs) {
-      user.max_queued_jobs.reset();
-    } else if (limits.max_queued_jobs) {
-      user.max_queued_jobs = limits.max_queued_jobs;
-    }
-    if (limits.clear_monthly_budget) {
-      user.monthly_budget_usd.reset();
-    } else if (limits.monthly_budget_usd) {
-      user.monthly_budget_usd = limits.monthly_budget_usd;
-    }
-    return core::Ok();
-  });
+  return Update(name, UserChange{.limits = limits});
 }
 
 core::Result<NewApiToken> UserAdmin::CreateToken(const std::string& user_name,

@@ -36,6 +36,15 @@ struct UserLimitsUpdate {
   bool clear_monthly_budget = false;
 };
 
+// Several changes to one user, applied in one write: each nullopt leaves that part as it is. An
+// empty password means API tokens only.
+struct UserChange {
+  std::optional<std::string> role;
+  std::optional<bool> disabled;
+  std::optional<std::string> password;
+  std::optional<UserLimitsUpdate> limits;
+};
+
 struct NewApiToken {
   store::ApiTokenRecord record;
   std::string secret;  // shown once; only its hash is stored
@@ -51,6 +60,11 @@ class UserAdmin {
   [[nodiscard]] core::Result<store::UserRecord> AddUser(const std::string& name,
                                                         const std::string& password,
                                                         const std::string& role);
+  // Validates every part before anything is written, then stores them in one write; bumps
+  // token_version once when the role, the disabled state or the password changes. kNotFound;
+  // kInvalidArgument as for the Set* methods below.
+  [[nodiscard]] core::Result<store::UserRecord> Update(const std::string& name,
+                                                       const UserChange& change);
   [[nodiscard]] core::Result<store::UserRecord> SetDisabled(const std::string& name,
                                                             bool disabled);
   [[nodiscard]] core::Result<store::UserRecord> SetRole(const std::string& name,

@@ -26,16 +26,26 @@ core::SystemTime MonthStart(core::SystemTime now) {
   return std::chrono::system_clock::from_time_t(timegm(&utc));
 }
 
+namespace {
+
+// What `record` cost between `since` and `now`.
+double CostSince(store::UsageRecord record, core::SystemTime since, core::SystemTime now) {
+  record.started_at = std::max(record.started_at, since);
+  if (record.ended_at && *record.ended_at <= record.started_at) {
+    return 0;
+  }
+  return store::UsageCostUsd(record, now);
+}
+
+}  // namespace
+
 core::Result<double> SpendSince(store::Store& store, const std::string& owner,
                                 core::SystemTime since, core::SystemTime now) {
   GPUORCH_ASSIGN_OR_RETURN(
       auto records, store.ListUsage(store::UsageQuery{.owner = owner, .active_since = since}));
   double total = 0;
-  for (store::UsageRecord record : records) {
-    record.started_at = std::max(record.started_at, since);
-    if (!record.ended_at || *record.ended_at > record.started_at) {
-      total += store::UsageCostUsd(record, now);
-    }
+  for (const store::UsageRecord& record : records) {
+    total += CostSince(record, since, now);
   }
   return total;
 }
@@ -52,11 +62,21 @@ core::Status UserDirectory::Reload() {
   const core::SystemTime month = MonthStart(now);
   for (auto& user : users) {
     if (user.monthly_budget_usd) {
-      GPUORCH_ASSIGN_OR_RETURN(next->month_spend_usd[user.name],
-                               SpendSince(store_, user.name, month, now));
+      next->month_spend_usd[user.name] = 0;
     }
     next->user_id_by_name[user.name] = user.id;
     next->users[user.id] = std::move(user);
+  }
+  // One read of this month's usage for every budgeted user together.
+  if (!next->month_spend_usd.empty()) {
+    GPUORCH_ASSIGN_OR_RETURN(auto usage,
+                             store_.ListUsage(store::UsageQuery{.active_since = month}));
+    for (const store::UsageRecord& record : usage) {
+      auto spend = next->month_spend_usd.find(record.owner);
+      if (spend != next->month_spend_usd.end()) {
+        spend->second += CostSince(record, month, now);
+      }
+    }
   }
   for (auto& token : tokens) {
     next->tokens[token.token_hash] = std::move(token);

@@ -27,25 +27,8 @@ using testing::BackendFactory;
 using testing::Describe;
 using namespace std::chrono_literals;
 
-class StoreCapacityContractTest : public ::testing::TestWithParam<BackendFactory> {
+class StoreCapacityContractTest : public testing::StoreContractFixture {
  protected:
-  void SetUp() override {
-    harness_ = GetParam().make();
-    auto store = harness_->Open();
-    ASSERT_TRUE(store.has_value()) << Describe(store);
-    store_ = std::move(*store);
-  }
-
-  Store& store() { return *store_; }
-
-  // Destroys the store and opens the same database again.
-  void Reopen() {
-    store_.reset();
-    auto store = harness_->Open();
-    ASSERT_TRUE(store.has_value()) << Describe(store);
-    store_ = std::move(*store);
-  }
-
   // A requested instance with a fresh id, stamped with the fake clock (which then moves on by 1
   // ms).
   Instance NewInstance(const std::string& owner = "alice", const std::string& provider = "runpod") {
@@ -90,8 +73,6 @@ class StoreCapacityContractTest : public ::testing::TestWithParam<BackendFactory
 
   core::FakeClock clock_;
   int next_id_ = 1;
-  std::unique_ptr<testing::StoreHarness> harness_;
-  std::unique_ptr<Store> store_;
 };
 
 // Every field set, with text that a careless encoder would mangle.

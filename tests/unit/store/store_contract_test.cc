@@ -29,25 +29,8 @@ using testing::BackendFactory;
 using testing::Describe;
 using namespace std::chrono_literals;
 
-class StoreContractTest : public ::testing::TestWithParam<BackendFactory> {
+class StoreContractTest : public testing::StoreContractFixture {
  protected:
-  void SetUp() override {
-    harness_ = GetParam().make();
-    auto store = harness_->Open();
-    ASSERT_TRUE(store.has_value()) << Describe(store);
-    store_ = std::move(*store);
-  }
-
-  Store& store() { return *store_; }
-
-  // Destroys the store and opens the same database again.
-  void Reopen() {
-    store_.reset();
-    auto store = harness_->Open();
-    ASSERT_TRUE(store.has_value()) << Describe(store);
-    store_ = std::move(*store);
-  }
-
   // A queued job with a fresh id, stamped with the fake clock (which then moves on by 1 ms).
   Job NewJob(const std::string& owner = "alice", const std::string& key = "",
              const std::string& job_type = "custom") {
@@ -91,8 +74,6 @@ class StoreContractTest : public ::testing::TestWithParam<BackendFactory> {
 
   core::FakeClock clock_;
   std::atomic<int> next_id_{1};
-  std::unique_ptr<testing::StoreHarness> harness_;
-  std::unique_ptr<Store> store_;
 };
 
 // Every field set, with text that a careless encoder would mangle.

@@ -22,25 +22,8 @@ using testing::BackendFactory;
 using testing::Describe;
 using namespace std::chrono_literals;
 
-class StoreSecurityContractTest : public ::testing::TestWithParam<BackendFactory> {
+class StoreSecurityContractTest : public testing::StoreContractFixture {
  protected:
-  void SetUp() override {
-    harness_ = GetParam().make();
-    auto store = harness_->Open();
-    ASSERT_TRUE(store.has_value()) << Describe(store);
-    store_ = std::move(*store);
-  }
-
-  Store& store() { return *store_; }
-
-  // Destroys the store and opens the same database again.
-  void Reopen() {
-    store_.reset();
-    auto store = harness_->Open();
-    ASSERT_TRUE(store.has_value()) << Describe(store);
-    store_ = std::move(*store);
-  }
-
   // A user with a fresh id and name, stamped with the fake clock (which then moves on by 1 ms).
   UserRecord NewUser(const std::string& name = "") {
     const int n = next_id_++;
@@ -110,8 +93,6 @@ class StoreSecurityContractTest : public ::testing::TestWithParam<BackendFactory
 
   core::FakeClock clock_;
   int next_id_ = 1;
-  std::unique_ptr<testing::StoreHarness> harness_;
-  std::unique_ptr<Store> store_;
 };
 
 // Every field set, with text that a careless encoder would mangle.

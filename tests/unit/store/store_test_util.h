@@ -11,6 +11,8 @@
 #include <system_error>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "testing/temp_dir.h"
 #include "core/error.h"
 #include "store/store.h"
@@ -49,5 +51,29 @@ std::unique_ptr<StoreHarness> MakeSqliteHarness();
 
 // Every backend the contract suites run against.
 std::vector<BackendFactory> AllBackends();
+
+// The fixture of the contract suites: a fresh store of the parameter's backend per test.
+class StoreContractFixture : public ::testing::TestWithParam<BackendFactory> {
+ protected:
+  void SetUp() override {
+    harness_ = GetParam().make();
+    auto store = harness_->Open();
+    ASSERT_TRUE(store.has_value()) << Describe(store);
+    store_ = std::move(*store);
+  }
+
+  Store& store() { return *store_; }
+
+  // Destroys the store and opens the same database again.
+  void Reopen() {
+    store_.reset();
+    auto store = harness_->Open();
+    ASSERT_TRUE(store.has_value()) << Describe(store);
+    store_ = std::move(*store);
+  }
+
+  std::unique_ptr<StoreHarness> harness_;
+  std::unique_ptr<Store> store_;
+};
 
 }  // namespace gpuorch::store::testing
