@@ -11,8 +11,8 @@
 // - kSignedRs256Claims: as kSignedHs256Claims with {"alg":"RS256"}, signed with the RSA key.
 //
 // Invariants checked beyond "no crash, no sanitizer report, no leak":
-// - every refusal is kUnauthenticated with reason "invalid_token" and quotes neither the token nor
-//   the secret;
+// - every refusal is kUnauthenticated with reason "invalid_token" and one of a closed list of fixed
+//   messages, so it quotes neither the token nor the secret;
 // - an HS256 token never verifies with the RS256 codec and an RS256 token never with the HS256 one;
 // - accepted claims are an access token with a subject and a time window around `now`;
 // - a token with a changed signature is refused;
@@ -123,13 +123,32 @@ std::string SignedToken(std::string_view header, std::string_view payload, JwtAl
   return signing_input + "." + Base64UrlEncode(signature);
 }
 
-void CheckRefusal(const gpuorch::core::Error& error, std::string_view token) {
+// Every message a refusal may carry. None holds a byte of the token or the key, so a refusal can
+// never echo either; a new message in jwt.cc must be added here.
+constexpr std::string_view kRefusalMessages[] = {
+    "malformed token",     "algorithm not allowed",      "header parameter not allowed",
+    "wrong token type",    "bad signature",              "missing signature",
+    "wrong issuer",        "wrong audience",             "not an access token",
+    "missing subject",     "missing expiry",             "token expired",
+    "token not yet valid", "token issued in the future", "malformed claim ver",
+    "malformed claim iss", "malformed claim token_use",  "malformed claim sub",
+    "malformed claim jti", "malformed claim exp",        "malformed claim nbf",
+    "malformed claim iat",
+};
+
+bool IsKnownRefusal(std::string_view message) {
+  for (std::string_view known : kRefusalMessages) {
+    if (message == known) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void CheckRefusal(const gpuorch::core::Error& error) {
   FUZZ_CHECK(error.code == gpuorch::core::Code::kUnauthenticated);
   FUZZ_CHECK(error.reason == "invalid_token");
-  FUZZ_CHECK(error.message.find(kSecret) == std::string::npos);
-  if (token.size() >= 8) {
-    FUZZ_CHECK(error.message.find(token) == std::string::npos);
-  }
+  FUZZ_CHECK(IsKnownRefusal(error.message));
 }
 
 void CheckAccepted(const TokenClaims& claims) {
@@ -145,7 +164,7 @@ void CheckAccepted(const TokenClaims& claims) {
 std::optional<TokenClaims> VerifyWith(const JwtCodec& codec, std::string_view token) {
   auto claims = codec.Verify(token, kNow);
   if (!claims) {
-    CheckRefusal(claims.error(), token);
+    CheckRefusal(claims.error());
     return std::nullopt;
   }
   CheckAccepted(*claims);
