@@ -7,7 +7,7 @@
 //                        not timed), then one Schedule() (timed). The cluster stays full: what
 //                        frees is taken again.
 //   BM_EndAndSchedule    the same with MarkEnded timed too.
-//   BM_Views             Queue(now, 50) (explain:0) and Explain of the last queued job (explain:1).
+//   BM_Views             Queue(now, 50, "") (explain:0) and Explain of the last queued job (explain:1).
 //
 // Counters: bytes_per_queued_job (heap growth over the 100,000 Enqueue calls, from mallinfo2),
 // assigned (jobs started per pass), queued (queue length).
@@ -191,7 +191,7 @@ void BM_Views(benchmark::State& state) {
   int position = 0;
   for (auto _ : state) {
     if (queue) {
-      benchmark::DoNotOptimize(s.Queue(kStart, 50));
+      benchmark::DoNotOptimize(s.Queue(kStart, 50, ""));
     } else {
       position = s.Explain("q" + std::to_string(kQueued - 1), kStart)->position;
     }

@@ -408,11 +408,9 @@ void ApiRouter::Queue(const HttpRequest& request, const Principal& caller, Respo
   }
   workers_->Post([this, limit, caller, respond = std::move(respond)] {
     json entries = json::array();
-    for (const auto& entry : controller_.Queue(limit)) {
-      // Positions stay global; a user sees only their own entries.
-      if (!caller.IsAdmin() && entry.owner != caller.name) {
-        continue;
-      }
+    // A user sees only their own entries, at their positions in the whole queue.
+    const std::string_view owner = caller.IsAdmin() ? std::string_view() : caller.name;
+    for (const auto& entry : controller_.Queue(limit, owner)) {
       entries.push_back({{"job_id", entry.job_id},
                          {"owner", entry.owner},
                          {"priority", entry.priority},

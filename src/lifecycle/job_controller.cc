@@ -805,9 +805,10 @@ std::optional<std::string> JobController::WaitingReason(const std::string& job_i
   return info->reason;
 }
 
-std::vector<scheduler::QueueEntry> JobController::Queue(size_t limit) const {
+std::vector<scheduler::QueueEntry> JobController::Queue(size_t limit,
+                                                       std::string_view owner) const {
   std::lock_guard lock(mu_);
-  return scheduler_->Queue(clock_.Now(), limit);
+  return scheduler_->Queue(clock_.Now(), limit, owner);
 }
 
 bool JobController::IsAttemptLive(const std::string& job_id, int attempt) const {

@@ -123,8 +123,9 @@ class JobController {
   // Replaces the quota of `owner` (nullopt: the configured default) from the next pass on.
   void SetQuota(const std::string& owner, const std::optional<scheduler::Quota>& quota);
   std::optional<std::string> WaitingReason(const std::string& job_id) const;
-  // The first `limit` queued jobs in scheduling order, each with why it waits.
-  std::vector<scheduler::QueueEntry> Queue(size_t limit) const;
+  // The first `limit` queued jobs in scheduling order, each with why it waits; a non-empty `owner`
+  // keeps only that owner's jobs, at their positions in the whole queue.
+  std::vector<scheduler::QueueEntry> Queue(size_t limit, std::string_view owner = {}) const;
   // True while the job's attempt `attempt` has a process on this node.
   bool IsAttemptLive(const std::string& job_id, int attempt) const;
   // Where attempt `attempt` of the job keeps its files (log, pid, exit).

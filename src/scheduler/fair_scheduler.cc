@@ -521,15 +521,16 @@ std::optional<WaitInfo> FairScheduler::Explain(const std::string& job_id,
   return info;
 }
 
-std::vector<QueueEntry> FairScheduler::Queue(core::SystemTime now, size_t limit) const {
+std::vector<QueueEntry> FairScheduler::Queue(core::SystemTime now, size_t limit,
+                                             std::string_view owner) const {
   ShapeReasons cache;
   std::vector<QueueEntry> out;
-  for (const QueuedJob* job : queue_.FirstInOrder(limit)) {
+  for (const auto& [job, position] : queue_.FirstInOrder(limit, owner)) {
     QueueEntry entry{.job_id = job->req.id,
                      .owner = job->req.owner,
                      .priority = job->req.priority,
                      .gpu_count = job->req.gpu_count,
-                     .wait = WaitInfo{.position = static_cast<int>(out.size()) + 1}};
+                     .wait = WaitInfo{.position = position}};
     entry.wait.reason = ReasonFor(*job, now, &cache, &entry.wait.needs_capacity);
     out.push_back(std::move(entry));
   }

@@ -48,7 +48,8 @@ class FairScheduler final : public Scheduler {
   void Unreserve(const std::string& job_id) override;
   Plan Schedule(core::SystemTime now) override;
   std::optional<WaitInfo> Explain(const std::string& job_id, core::SystemTime now) const override;
-  std::vector<QueueEntry> Queue(core::SystemTime now, size_t limit) const override;
+  std::vector<QueueEntry> Queue(core::SystemTime now, size_t limit,
+                                std::string_view owner) const override;
   int QueuedJobs(const std::string& owner) const override;
   int GpusInUse(const std::string& owner) const override;
   double FairShareUsage(const std::string& owner, core::SystemTime now) const override;

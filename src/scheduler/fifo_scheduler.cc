@@ -154,18 +154,24 @@ std::optional<WaitInfo> FifoScheduler::Explain(const std::string& job_id,
   return WaitInfo{.position = position, .reason = ReasonFor(it->second, HeadAt(now), now)};
 }
 
-std::vector<QueueEntry> FifoScheduler::Queue(core::SystemTime now, size_t limit) const {
+std::vector<QueueEntry> FifoScheduler::Queue(core::SystemTime now, size_t limit,
+                                             std::string_view owner) const {
   const Queued* head = HeadAt(now);
   std::vector<QueueEntry> out;
+  int position = 0;
   for (const auto& [key, job] : queue_) {
     if (out.size() >= limit) {
       break;
+    }
+    ++position;
+    if (!owner.empty() && job.req.owner != owner) {
+      continue;
     }
     out.push_back(QueueEntry{.job_id = job.req.id,
                              .owner = job.req.owner,
                              .priority = job.req.priority,
                              .gpu_count = job.req.gpu_count,
-                             .wait = WaitInfo{.position = static_cast<int>(out.size()) + 1,
+                             .wait = WaitInfo{.position = position,
                                               .reason = ReasonFor(job, head, now)}});
   }
   return out;

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -173,8 +174,10 @@ class Scheduler {
 
   // Why the queued job waits, as of `now`; nullopt when it is not queued.
   virtual std::optional<WaitInfo> Explain(const std::string& job_id, core::SystemTime now) const = 0;
-  // The queue in order, at most `limit` entries, each with its reason.
-  virtual std::vector<QueueEntry> Queue(core::SystemTime now, size_t limit) const = 0;
+  // The queue in order, at most `limit` entries, each with its reason. A non-empty `owner` keeps
+  // only that owner's jobs (still up to `limit` of them); positions stay those in the whole queue.
+  virtual std::vector<QueueEntry> Queue(core::SystemTime now, size_t limit,
+                                        std::string_view owner) const = 0;
 
   virtual int QueuedJobs(const std::string& owner) const = 0;
   virtual int GpusInUse(const std::string& owner) const = 0;

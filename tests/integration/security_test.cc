@@ -522,6 +522,24 @@ TEST_F(SecurityTest, UsersListOnlyTheirOwnJobsAndAdminsSeeAll) {
   }
 }
 
+TEST_F(SecurityTest, QueueLimitCountsOnlyTheCallersOwnEntries) {
+  StartService();
+  // Neither may use a GPU, so every job stays queued: alice's three ahead of bob's two.
+  const std::string alice = AddUser("alice", "user", json{{"max_gpus", 0}});
+  const std::string bob = AddUser("bob", "user", json{{"max_gpus", 0}});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_FALSE(SubmitAs(alice, kQuickJob).empty());
+  }
+  const std::string bob_first = SubmitAs(bob, kQuickJob);
+  ASSERT_FALSE(SubmitAs(bob, kQuickJob).empty());
+  json queue = As(bob, "GET", "/api/v1/queue?limit=1").Json()["queue"];
+  ASSERT_EQ(queue.size(), 1u) << queue.dump();
+  EXPECT_EQ(queue[0]["job_id"], bob_first);
+  EXPECT_EQ(queue[0]["position"], 4) << "positions stay those in the whole queue";
+  EXPECT_EQ(As(bob, "GET", "/api/v1/queue").Json()["queue"].size(), 2u);
+  EXPECT_EQ(svc_.Get("/api/v1/queue").Json()["queue"].size(), 5u);
+}
+
 TEST_F(SecurityTest, NonAdminGets403OnAdminRoutes) {
   StartService();
   const std::string eve = AddUser("eve");

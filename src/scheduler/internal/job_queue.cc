@@ -321,7 +321,8 @@ std::vector<const Source*> JobQueue::AllSources() const {
   return out;
 }
 
-std::vector<const QueuedJob*> JobQueue::FirstInOrder(size_t limit) const {
+std::vector<std::pair<const QueuedJob*, int>> JobQueue::FirstInOrder(size_t limit,
+                                                                     std::string_view owner) const {
   struct Cursor {
     OrderKey key;
     std::set<QueuedJob*, ByPrioritySeq>::const_iterator it, end;
@@ -338,17 +339,24 @@ std::vector<const QueuedJob*> JobQueue::FirstInOrder(size_t limit) const {
   }
   std::sort(sleepers.begin(), sleepers.end(),
             [&](const QueuedJob* a, const QueuedJob* b) { return KeyOf(*a) < KeyOf(*b); });
-  std::vector<const QueuedJob*> out;
+  std::vector<std::pair<const QueuedJob*, int>> out;
+  int position = 0;
+  auto take = [&](const QueuedJob* job) {
+    ++position;
+    if (owner.empty() || job->req.owner == owner) {
+      out.emplace_back(job, position);
+    }
+  };
   size_t next_sleeper = 0;
   while (out.size() < limit && (!heap.empty() || next_sleeper < sleepers.size())) {
     if (next_sleeper < sleepers.size() &&
         (heap.empty() || KeyOf(*sleepers[next_sleeper]) < heap.front().key)) {
-      out.push_back(sleepers[next_sleeper++]);
+      take(sleepers[next_sleeper++]);
       continue;
     }
     std::pop_heap(heap.begin(), heap.end(), later);
     Cursor& cursor = heap.back();
-    out.push_back(*cursor.it);
+    take(*cursor.it);
     if (++cursor.it == cursor.end) {
       heap.pop_back();
     } else {

@@ -26,7 +26,9 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "scheduler/internal/cluster.h"
@@ -166,7 +168,10 @@ class JobQueue {
   void DirtyReservationBlocked();
 
   // Views over every queued job, asleep and over-quota ones included.
-  std::vector<const QueuedJob*> FirstInOrder(size_t limit) const;
+  // The first `limit` jobs in queue order with their 1-based positions; a non-empty `owner` walks
+  // the whole order but keeps only that owner's jobs.
+  std::vector<std::pair<const QueuedJob*, int>> FirstInOrder(size_t limit,
+                                                             std::string_view owner) const;
   int PositionOf(const QueuedJob& job) const;  // 1-based
 
  private:

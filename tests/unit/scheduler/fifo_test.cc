@@ -54,7 +54,7 @@ TEST(FifoSchedulerTest, OrderIsPriorityThenSeqWithoutFairShare) {
   sim.Submit(MakeJob("b1", 3, 1, "bob"), hours(1));
   sim.Submit(MakeJob("c1", 4, 1, "carol", 1), hours(1));
   std::vector<std::string> order;
-  for (const QueueEntry& e : s->Queue(sim.now(), 10)) {
+  for (const QueueEntry& e : s->Queue(sim.now(), 10, "")) {
     order.push_back(e.job_id);
   }
   EXPECT_EQ(order, (std::vector<std::string>{"c1", "a2", "b1"}));  // alice's usage does not matter

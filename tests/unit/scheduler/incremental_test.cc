@@ -252,8 +252,8 @@ class Lockstep {
       const std::string owner = "u" + std::to_string(u);
       EXPECT_EQ(schedulers_[0]->GpusInUse(owner), held[owner]);
     }
-    std::vector<QueueEntry> a = schedulers_[0]->Queue(now_, 15);
-    std::vector<QueueEntry> b = schedulers_[1]->Queue(now_, 15);
+    std::vector<QueueEntry> a = schedulers_[0]->Queue(now_, 15, "");
+    std::vector<QueueEntry> b = schedulers_[1]->Queue(now_, 15, "");
     ASSERT_EQ(a.size(), b.size());
     EXPECT_EQ(a.size(), std::min<size_t>(15, queued_.size()));
     for (size_t i = 0; i < a.size(); ++i) {

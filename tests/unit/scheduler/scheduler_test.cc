@@ -26,7 +26,7 @@ std::vector<std::string> Ids(const Plan& plan) {
 
 std::vector<std::string> QueueIds(const Scheduler& s) {
   std::vector<std::string> ids;
-  for (const QueueEntry& e : s.Queue(T0(), 100)) {
+  for (const QueueEntry& e : s.Queue(T0(), 100, "")) {
     ids.push_back(e.job_id);
   }
   return ids;
@@ -56,7 +56,7 @@ TEST(SchedulerTest, LighterUserGoesFirstAtEqualPriority) {
   sim.Submit(MakeJob("b1", 3, 1, "bob"), hours(1));
   sim.Submit(MakeJob("a3", 4, 1, "alice", 1), hours(1));
   std::vector<std::string> order;
-  for (const QueueEntry& e : s->Queue(sim.now(), 10)) {
+  for (const QueueEntry& e : s->Queue(sim.now(), 10, "")) {
     order.push_back(e.job_id);
   }
   // Priority first, then bob (no usage) before alice despite the later seq.
@@ -254,7 +254,7 @@ TEST(SchedulerTest, ExplainAndQueueGivePositionsAndReasons) {
   // a (head) reserves n1 at +2h; b (1 GPU, 1h bound) backfills; c waits behind the reservation.
   EXPECT_EQ(Ids(plan), (std::vector<std::string>{"b"}));
   EXPECT_TRUE(plan.assignments[0].backfilled);
-  std::vector<QueueEntry> queue = s->Queue(T0(), 10);
+  std::vector<QueueEntry> queue = s->Queue(T0(), 10, "");
   ASSERT_EQ(queue.size(), 2u);
   EXPECT_EQ(queue[0].job_id, "a");
   EXPECT_EQ(queue[0].wait.position, 1);
@@ -266,8 +266,33 @@ TEST(SchedulerTest, ExplainAndQueueGivePositionsAndReasons) {
   EXPECT_EQ(queue[1].owner, "bob");
   EXPECT_EQ(queue[1].wait.position, 2);
   EXPECT_EQ(queue[1].wait.reason, queue[0].wait.reason.substr(0, queue[0].wait.reason.find(';')));
-  EXPECT_EQ(s->Queue(T0(), 1).size(), 1u);
+  EXPECT_EQ(s->Queue(T0(), 1, "").size(), 1u);
   EXPECT_EQ(s->Explain("c", T0())->position, 2);
+}
+
+TEST(SchedulerTest, QueueOfOneOwnerKeepsPositionsInTheWholeQueue) {
+  auto fair = MakeScheduler({});
+  auto fifo = MakeFifoScheduler({});
+  for (Scheduler* s : {fair.get(), fifo.get()}) {
+    for (int i = 1; i <= 4; ++i) {
+      s->Enqueue(MakeJob("a" + std::to_string(i), i, 1, "alice", 5));  // ahead of every bob job
+    }
+    for (int i = 1; i <= 3; ++i) {
+      s->Enqueue(MakeJob("b" + std::to_string(i), 10 + i, 1, "bob"));
+    }
+    // The first two of bob's jobs, though four of alice's come first in the queue.
+    std::vector<QueueEntry> bobs = s->Queue(T0(), 2, "bob");
+    ASSERT_EQ(bobs.size(), 2u);
+    EXPECT_EQ(bobs[0].job_id, "b1");
+    EXPECT_EQ(bobs[0].wait.position, 5);
+    EXPECT_EQ(bobs[1].job_id, "b2");
+    EXPECT_EQ(bobs[1].wait.position, 6);
+    EXPECT_EQ(s->Explain("b2", T0())->position, 6);
+    EXPECT_EQ(s->Queue(T0(), 100, "bob").size(), 3u);
+    EXPECT_EQ(s->Queue(T0(), 100, "alice").size(), 4u);
+    EXPECT_TRUE(s->Queue(T0(), 100, "carol").empty());
+    EXPECT_EQ(s->Queue(T0(), 100, "").size(), 7u);
+  }
 }
 
 TEST(SchedulerTest, ManyNodesAreSummarized) {

@@ -66,7 +66,10 @@ class FakeScheduler final : public scheduler::Scheduler {
   std::optional<scheduler::WaitInfo> Explain(const std::string&, core::SystemTime) const override {
     return std::nullopt;
   }
-  std::vector<scheduler::QueueEntry> Queue(core::SystemTime, size_t) const override { return {}; }
+  std::vector<scheduler::QueueEntry> Queue(core::SystemTime, size_t,
+                                           std::string_view) const override {
+    return {};
+  }
   int QueuedJobs(const std::string&) const override { return static_cast<int>(queue_.size()); }
   int GpusInUse(const std::string& owner) const override {
     int n = misbehave_ == Misbehave::kMiscountGpus ? 1 : 0;
