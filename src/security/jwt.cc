@@ -9,48 +9,41 @@
 // own jwt_t, which is what makes the codec safe to share between threads.
 #include "security/jwt.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <set>
 #include <utility>
 #include <vector>
 
 #include <jwt.h>
-#include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/pem.h>
-#include <sodium.h>
 
 #include <nlohmann/json.hpp>
 
 #include "security/internal/base64url.h"
-#include "security/secret_file.h"
+#include "security/internal/jwt_key_util.h"
 
 namespace gpuorch::security {
 namespace {
 
 using Json = nlohmann::json;
+using internal::kMinHmacSecretBytes;
+using internal::PkeyPtr;
+using internal::ReadPem;
+using internal::Wipe;
+using internal::WritePem;
 
 constexpr size_t kMaxTokenBytes = 8 * 1024;
-constexpr size_t kMinHmacSecretBytes = 32;
 constexpr size_t kMaxHmacSecretBytes = 64 * 1024;
-constexpr size_t kMaxKeyFileBytes = 1024 * 1024;
 constexpr int kMinRsaBits = 2048;
 constexpr int kMaxRsaBits = 8192;
 constexpr int kMaxJsonDepth = 16;
 constexpr int64_t kMaxUnixSeconds = 7'258'118'400;  // 2200-01-01T00:00:00Z, far from overflow
 constexpr std::chrono::seconds kMaxLeeway{3600};
 constexpr std::string_view kAccessTokenUse = "access";
-const char* const kKeyFileName = "jwt.key";
 
 // Header parameters that make a verifier fetch or trust a key named by the token, or change how the
 // token must be processed. None of them is ever honoured, so a token carrying one is refused.
@@ -61,72 +54,11 @@ tl::unexpected<core::Error> Rejected(std::string message) {
   return core::Fail(core::Code::kUnauthenticated, std::move(message), "", "invalid_token");
 }
 
-tl::unexpected<core::Error> BadKey(std::string field, const std::string& what) {
-  return core::Fail(core::Code::kInvalidArgument, "jwt: " + field + " " + what, std::move(field));
-}
-
-void Wipe(std::string& s) {
-  if (!s.empty()) {
-    OPENSSL_cleanse(s.data(), s.size());
-  }
-  s.clear();
-}
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct JwtFree {
-  void operator()(jwt_t* j) const { jwt_free(j); }
-};
-struct MallocFree {
-  void operator()(char* p) const { std::free(p); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using JwtPtr = std::unique_ptr<jwt_t, JwtFree>;
-using CString = std::unique_ptr<char, MallocFree>;
-
-// Refuses every passphrase prompt: an encrypted key fails to load instead of reading a terminal.
-int NoPassphrase(char*, int, int, void*) { return 0; }
-
-PkeyPtr ReadPem(const std::string& pem, bool private_key) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (!bio) {
-    return nullptr;
-  }
-  PkeyPtr key(private_key ? PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr)
-                          : PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr));
-  ERR_clear_error();
-  return key;
-}
-
-// `key` as PEM: SubjectPublicKeyInfo for the public half, unencrypted PKCS#8 for the private one,
-// the forms libjwt reads.
-std::string WritePem(EVP_PKEY* key, bool private_key) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  int ok = !bio ? 0
-           : private_key
-               ? PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)
-               : PEM_write_bio_PUBKEY(bio.get(), key);
-  if (ok != 1) {
-    ERR_clear_error();
-    return "";
-  }
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio.get(), &data);
-  std::string out(data, static_cast<size_t>(len));
-  BIO_reset(bio.get());
-  return out;
-}
-
 core::Status CheckKeyType(EVP_PKEY* key, JwtAlgorithm algorithm, const std::string& field) {
   if (algorithm == JwtAlgorithm::kRs256) {
     const int bits = EVP_PKEY_get_bits(key);
     if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || bits < kMinRsaBits || bits > kMaxRsaBits) {
-      return BadKey(field, "must be an RSA key of 2048 to 8192 bits for RS256");
+      return internal::BadJwtKey(field, "must be an RSA key of 2048 to 8192 bits for RS256");
     }
     return core::Ok();
   }
@@ -136,10 +68,19 @@ core::Status CheckKeyType(EVP_PKEY* key, JwtAlgorithm algorithm, const std::stri
       EVP_PKEY_get_group_name(key, group, sizeof(group), &group_len) != 1 ||
       std::string_view(group, group_len) != "prime256v1") {
     ERR_clear_error();
-    return BadKey(field, "must be an EC key on curve P-256 for ES256");
+    return internal::BadJwtKey(field, "must be an EC key on curve P-256 for ES256");
   }
   return core::Ok();
 }
+
+struct JwtFree {
+  void operator()(jwt_t* j) const { jwt_free(j); }
+};
+struct MallocFree {
+  void operator()(char* p) const { std::free(p); }
+};
+using JwtPtr = std::unique_ptr<jwt_t, JwtFree>;
+using CString = std::unique_ptr<char, MallocFree>;
 
 // A JSON object parsed strictly: duplicate keys (which two parsers may resolve differently) and
 // nesting deeper than kMaxJsonDepth are refused. Never throws.
@@ -290,16 +231,16 @@ struct JwtCodec::Impl {
 
 core::Status JwtCodec::Impl::SetUpHmac(const JwtKeys& keys) {
   if (!keys.private_key_pem.empty()) {
-    return BadKey("private_key_pem", "is for RS256/ES256, not HS256");
+    return internal::BadJwtKey("private_key_pem", "is for RS256/ES256, not HS256");
   }
   if (!keys.public_key_pem.empty()) {
-    return BadKey("public_key_pem", "is for RS256/ES256, not HS256");
+    return internal::BadJwtKey("public_key_pem", "is for RS256/ES256, not HS256");
   }
   if (keys.hmac_secret.size() < kMinHmacSecretBytes) {
-    return BadKey("hmac_secret", "must be at least 32 bytes (256 bits) for HS256");
+    return internal::BadJwtKey("hmac_secret", "must be at least 32 bytes (256 bits) for HS256");
   }
   if (keys.hmac_secret.size() > kMaxHmacSecretBytes) {
-    return BadKey("hmac_secret", "must be at most 65536 bytes");
+    return internal::BadJwtKey("hmac_secret", "must be at most 65536 bytes");
   }
   verify_key = keys.hmac_secret;
   sign_key = keys.hmac_secret;
@@ -309,31 +250,31 @@ core::Status JwtCodec::Impl::SetUpHmac(const JwtKeys& keys) {
 
 core::Status JwtCodec::Impl::SetUpPem(const JwtKeys& keys) {
   if (!keys.hmac_secret.empty()) {
-    return BadKey("hmac_secret", "is for HS256, not " + std::string(JwtAlgorithmName(algorithm)));
+    return internal::BadJwtKey("hmac_secret", "is for HS256, not " + std::string(JwtAlgorithmName(algorithm)));
   }
   PkeyPtr private_key;
   PkeyPtr public_key;
   if (!keys.private_key_pem.empty()) {
     private_key = ReadPem(keys.private_key_pem, /*private_key=*/true);
     if (!private_key) {
-      return BadKey("private_key_pem", "is not an unencrypted PEM private key");
+      return internal::BadJwtKey("private_key_pem", "is not an unencrypted PEM private key");
     }
     GPUORCH_TRY(CheckKeyType(private_key.get(), algorithm, "private_key_pem"));
   }
   if (!keys.public_key_pem.empty()) {
     public_key = ReadPem(keys.public_key_pem, /*private_key=*/false);
     if (!public_key) {
-      return BadKey("public_key_pem", "is not a PEM public key (BEGIN PUBLIC KEY)");
+      return internal::BadJwtKey("public_key_pem", "is not a PEM public key (BEGIN PUBLIC KEY)");
     }
     GPUORCH_TRY(CheckKeyType(public_key.get(), algorithm, "public_key_pem"));
   }
   if (private_key && public_key && EVP_PKEY_eq(private_key.get(), public_key.get()) != 1) {
     ERR_clear_error();
-    return BadKey("private_key_pem", "is not the private half of public_key_pem");
+    return internal::BadJwtKey("private_key_pem", "is not the private half of public_key_pem");
   }
   EVP_PKEY* verifier = public_key ? public_key.get() : private_key.get();
   if (verifier == nullptr) {
-    return BadKey("public_key_pem", "is required for " + std::string(JwtAlgorithmName(algorithm)));
+    return internal::BadJwtKey("public_key_pem", "is required for " + std::string(JwtAlgorithmName(algorithm)));
   }
   verify_key = WritePem(verifier, /*private_key=*/false);
   if (private_key) {
@@ -357,13 +298,13 @@ core::Result<std::unique_ptr<JwtCodec>> JwtCodec::Create(JwtKeys keys, JwtProfil
   Wipe(keys.private_key_pem);
   GPUORCH_TRY(set_up);
   if (profile.issuer.empty() || profile.issuer.find('\0') != std::string::npos) {
-    return BadKey("issuer", "must be non-empty text");
+    return internal::BadJwtKey("issuer", "must be non-empty text");
   }
   if (profile.audience.empty() || profile.audience.find('\0') != std::string::npos) {
-    return BadKey("audience", "must be non-empty text");
+    return internal::BadJwtKey("audience", "must be non-empty text");
   }
   if (profile.leeway < std::chrono::seconds(0) || profile.leeway > kMaxLeeway) {
-    return BadKey("leeway", "must be between 0 and 3600 seconds");
+    return internal::BadJwtKey("leeway", "must be between 0 and 3600 seconds");
   }
   impl->profile = std::move(profile);
   return std::unique_ptr<JwtCodec>(new JwtCodec(std::move(impl)));
@@ -578,191 +519,6 @@ core::Result<TokenClaims> JwtCodec::Verify(std::string_view token, core::SystemT
     return Rejected("malformed token");
   }
   return impl_->CheckClaims(*claims, now);
-}
-
-// Key loading. Key files are small and read whole.
-namespace {
-
-core::Result<std::string> ReadKeyFile(const std::string& path, const std::string& field) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return BadKey(field, "cannot be opened (" + path + "): " + std::strerror(errno));
-  }
-  struct stat st {};
-  std::string data;
-  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            static_cast<size_t>(st.st_size) <= kMaxKeyFileBytes;
-  if (ok) {
-    data.resize(kMaxKeyFileBytes + 1);
-    size_t got = 0;
-    while (got < data.size()) {
-      ssize_t n = ::read(fd, data.data() + got, data.size() - got);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n <= 0) {
-        ok = n == 0;
-        break;
-      }
-      got += static_cast<size_t>(n);
-    }
-    data.resize(got);
-    ok = ok && got <= kMaxKeyFileBytes;
-  }
-  ::close(fd);
-  if (!ok) {
-    Wipe(data);
-    return BadKey(field, "must name a readable regular file of at most 1 MiB (" + path + ")");
-  }
-  return data;
-}
-
-core::Result<std::string> DecodeBase64(std::string_view text, const std::string& field) {
-  std::string out(text.size() / 4 * 3 + 3, '\0');
-  size_t len = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
-                        text.size(), nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0) {
-    Wipe(out);
-    return BadKey(field, "is not valid base64");
-  }
-  out.resize(len);
-  return out;
-}
-
-// A configured secret: "base64:<standard base64>" or raw bytes.
-core::Result<std::string> DecodeSecret(std::string text, const std::string& field) {
-  constexpr std::string_view kPrefix = "base64:";
-  core::Result<std::string> secret =
-      text.starts_with(kPrefix) ? DecodeBase64(std::string_view(text).substr(kPrefix.size()), field)
-                                : core::Result<std::string>(text);
-  Wipe(text);
-  if (secret && secret->size() < kMinHmacSecretBytes) {
-    Wipe(*secret);
-    return BadKey(field, "must hold at least 32 bytes (256 bits) for HS256");
-  }
-  return secret;
-}
-
-void StripTrailingNewlines(std::string& s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
-    s.pop_back();
-  }
-}
-
-// <data_dir>/jwt.key: base64 text of 32 random bytes, created on first start. It is created only
-// when absent (an existing file wins) and then read back, so that two processes racing on one data
-// dir both end up with the key the disk holds.
-core::Result<std::string> LoadOrCreateKeyFile(const std::string& path) {
-  core::Result<std::string> text = ReadSecretFile(path);
-  if (!text && text.error().code == core::Code::kNotFound) {
-    if (sodium_init() < 0) {
-      return core::Fail(core::Code::kInternal, "jwt: libsodium failed to initialise");
-    }
-    std::string secret(kMinHmacSecretBytes, '\0');
-    randombytes_buf(secret.data(), secret.size());
-    std::string encoded(
-        sodium_base64_ENCODED_LEN(kMinHmacSecretBytes, sodium_base64_VARIANT_ORIGINAL), '\0');
-    sodium_bin2base64(encoded.data(), encoded.size(),
-                      reinterpret_cast<const unsigned char*>(secret.data()), secret.size(),
-                      sodium_base64_VARIANT_ORIGINAL);
-    encoded.resize(std::strlen(encoded.c_str()));
-    encoded += '\n';
-    core::Status written = CreateSecretFileIfAbsent(path, encoded);
-    Wipe(secret);
-    Wipe(encoded);
-    text = written || written.error().code == core::Code::kAlreadyExists
-               ? ReadSecretFile(path)
-               : tl::unexpected(written.error());
-  }
-  if (!text) {
-    core::Error error = text.error().WithContext("jwt");
-    error.field = "data_dir";
-    return core::Fail(std::move(error));
-  }
-  StripTrailingNewlines(*text);
-  core::Result<std::string> secret = DecodeBase64(*text, "data_dir");
-  Wipe(*text);
-  if (secret && secret->size() < kMinHmacSecretBytes) {
-    Wipe(*secret);
-    return BadKey("data_dir", "holds a jwt.key shorter than 32 bytes (" + path + ")");
-  }
-  return secret;
-}
-
-core::Result<std::string> LoadHmacSecret(const JwtKeySource& source) {
-  if (!source.private_key_file.empty() || !source.public_key_file.empty()) {
-    return BadKey(source.private_key_file.empty() ? "public_key_file" : "private_key_file",
-                  "is for RS256/ES256, not HS256");
-  }
-  if (!source.secret.empty()) {
-    return DecodeSecret(source.secret, "secret");
-  }
-  if (!source.secret_file.empty()) {
-    GPUORCH_ASSIGN_OR_RETURN(std::string text, ReadKeyFile(source.secret_file, "secret_file"));
-    StripTrailingNewlines(text);
-    return DecodeSecret(std::move(text), "secret_file");
-  }
-  if (source.data_dir.empty()) {
-    return BadKey("data_dir", "is required when HS256 has no secret or secret_file");
-  }
-  struct stat st {};
-  if (::stat(source.data_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return core::Fail(core::Code::kFailedPrecondition,
-                      "jwt: data_dir " + source.data_dir + " is not a directory", "data_dir");
-  }
-  return LoadOrCreateKeyFile(source.data_dir + "/" + kKeyFileName);
-}
-
-core::Status LoadPemFiles(const JwtKeySource& source, JwtKeys& keys) {
-  const std::string name(JwtAlgorithmName(keys.algorithm));
-  if (!source.secret.empty() || !source.secret_file.empty()) {
-    return BadKey(source.secret.empty() ? "secret_file" : "secret", "is for HS256, not " + name);
-  }
-  if (source.private_key_file.empty() && source.public_key_file.empty()) {
-    return BadKey("private_key_file", "or public_key_file is required for " + name);
-  }
-  if (!source.private_key_file.empty()) {
-    GPUORCH_ASSIGN_OR_RETURN(keys.private_key_pem,
-                             ReadKeyFile(source.private_key_file, "private_key_file"));
-  }
-  if (!source.public_key_file.empty()) {
-    GPUORCH_ASSIGN_OR_RETURN(keys.public_key_pem,
-                             ReadKeyFile(source.public_key_file, "public_key_file"));
-    return core::Ok();
-  }
-  PkeyPtr key = ReadPem(keys.private_key_pem, /*private_key=*/true);
-  keys.public_key_pem = key ? WritePem(key.get(), /*private_key=*/false) : "";
-  if (keys.public_key_pem.empty()) {
-    return BadKey("private_key_file", "does not hold an unencrypted PEM private key");
-  }
-  return core::Ok();
-}
-
-}  // namespace
-
-core::Result<JwtKeys> LoadJwtKeys(const JwtKeySource& source) {
-  std::optional<JwtAlgorithm> algorithm = ParseJwtAlgorithm(source.algorithm);
-  if (!algorithm) {
-    return BadKey("algorithm", "must be HS256, RS256 or ES256");
-  }
-  JwtKeys keys{.algorithm = *algorithm};
-  if (*algorithm == JwtAlgorithm::kHs256) {
-    GPUORCH_ASSIGN_OR_RETURN(keys.hmac_secret, LoadHmacSecret(source));
-  } else {
-    GPUORCH_TRY(LoadPemFiles(source, keys));
-  }
-  // The codec's checks, reported under the source's names.
-  auto codec = JwtCodec::Create(keys, JwtProfile{});
-  if (!codec) {
-    core::Error error = codec.error();
-    if (error.field == "private_key_pem") {
-      error.field = "private_key_file";
-    } else if (error.field == "public_key_pem") {
-      error.field = source.public_key_file.empty() ? "private_key_file" : "public_key_file";
-    }
-    return core::Fail(std::move(error));
-  }
-  return keys;
 }
 
 }  // namespace gpuorch::security
