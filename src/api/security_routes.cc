@@ -459,7 +459,7 @@ void ApiRouter::CreateUser(const HttpRequest& request, Responder respond) {
     return respond(ErrorResponse(
         core::Error{core::Code::kInvalidArgument, "name is required", "name"}));
   }
-  std::optional<security::UserLimitsUpdate> limits;
+  security::UserLimitsUpdate limits;
   if (body->contains("limits")) {
     auto parsed = ParseLimits((*body)["limits"]);
     if (!parsed) {
@@ -470,10 +470,7 @@ void ApiRouter::CreateUser(const HttpRequest& request, Responder respond) {
   workers_->Post([this, name = name->value(), password = password->value_or(""),
                   role = role->value_or(security::kUserRole), limits,
                   respond = std::move(respond)] {
-    auto user = security_.users->AddUser(name, password, role);
-    if (user && limits) {
-      user = security_.users->SetLimits(name, *limits);
-    }
+    auto user = security_.users->AddUser(name, password, role, limits);
     if (!user) {
       return respond(ErrorResponse(user.error()));
     }

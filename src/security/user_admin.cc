@@ -25,6 +25,36 @@ core::Status ValidateLimit(const std::optional<int>& value, const char* field) {
   return core::Ok();
 }
 
+core::Status ValidateLimits(const UserLimitsUpdate& limits) {
+  GPUORCH_TRY(ValidateLimit(limits.max_gpus, "max_gpus"));
+  GPUORCH_TRY(ValidateLimit(limits.max_queued_jobs, "max_queued_jobs"));
+  if (limits.monthly_budget_usd &&
+      (!std::isfinite(*limits.monthly_budget_usd) || *limits.monthly_budget_usd < 0 ||
+       *limits.monthly_budget_usd > 1e12)) {
+    return core::Fail(core::Code::kInvalidArgument,
+                      "monthly_budget_usd must be a number in [0, 1e12]", "monthly_budget_usd");
+  }
+  return core::Ok();
+}
+
+void ApplyLimits(const UserLimitsUpdate& limits, store::UserRecord& user) {
+  if (limits.clear_max_gpus) {
+    user.max_gpus.reset();
+  } else if (limits.max_gpus) {
+    user.max_gpus = limits.max_gpus;
+  }
+  if (limits.clear_max_queued_jobs) {
+    user.max_queued_jobs.reset();
+  } else if (limits.max_queued_jobs) {
+    user.max_queued_jobs = limits.max_queued_jobs;
+  }
+  if (limits.clear_monthly_budget) {
+    user.monthly_budget_usd.reset();
+  } else if (limits.monthly_budget_usd) {
+    user.monthly_budget_usd = limits.monthly_budget_usd;
+  }
+}
+
 }  // namespace
 
 core::Status ValidateUserName(const std::string& name) {
@@ -47,10 +77,13 @@ UserAdmin::UserAdmin(store::Store& store, const core::Clock& clock, core::IdGene
 
 core::Result<store::UserRecord> UserAdmin::AddUser(const std::string& name,
                                                    const std::string& password,
-                                                   const std::string& role) {
+                                                   const std::string& role,
+                                                   const UserLimitsUpdate& limits) {
   GPUORCH_TRY(ValidateUserName(name));
   GPUORCH_TRY(ValidateRole(role));
+  GPUORCH_TRY(ValidateLimits(limits));
   store::UserRecord user{.id = ids_.NewId("usr"), .name = name, .role = role};
+  ApplyLimits(limits, user);
   if (!password.empty()) {
     GPUORCH_ASSIGN_OR_RETURN(user.password_hash, HashPassword(password, cost_));
   }
@@ -85,15 +118,7 @@ core::Result<store::UserRecord> UserAdmin::Update(const std::string& name,
     GPUORCH_TRY(ValidateRole(*change.role));
   }
   if (change.limits) {
-    const UserLimitsUpdate& limits = *change.limits;
-    GPUORCH_TRY(ValidateLimit(limits.max_gpus, "max_gpus"));
-    GPUORCH_TRY(ValidateLimit(limits.max_queued_jobs, "max_queued_jobs"));
-    if (limits.monthly_budget_usd &&
-        (!std::isfinite(*limits.monthly_budget_usd) || *limits.monthly_budget_usd < 0 ||
-         *limits.monthly_budget_usd > 1e12)) {
-      return core::Fail(core::Code::kInvalidArgument,
-                        "monthly_budget_usd must be a number in [0, 1e12]", "monthly_budget_usd");
-    }
+    GPUORCH_TRY(ValidateLimits(*change.limits));
   }
   std::string hash;
   if (change.password && !change.password->empty()) {
@@ -118,22 +143,7 @@ core::Result<store::UserRecord> UserAdmin::Update(const std::string& name,
       ++user.token_version;
     }
     if (change.limits) {
-      const UserLimitsUpdate& limits = *change.limits;
-      if (limits.clear_max_gpus) {
-        user.max_gpus.reset();
-      } else if (limits.max_gpus) {
-        user.max_gpus = limits.max_gpus;
-      }
-      if (limits.clear_max_queued_jobs) {
-        user.max_queued_jobs.reset();
-      } else if (limits.max_queued_jobs) {
-        user.max_queued_jobs = limits.max_queued_jobs;
-      }
-      if (limits.clear_monthly_budget) {
-        user.monthly_budget_usd.reset();
-      } else if (limits.monthly_budget_usd) {
-        user.monthly_budget_usd = limits.monthly_budget_usd;
-      }
+      ApplyLimits(*change.limits, user);
     }
     return core::Ok();
   });

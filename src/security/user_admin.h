@@ -55,11 +55,13 @@ class UserAdmin {
   UserAdmin(store::Store& store, const core::Clock& clock, core::IdGenerator& ids,
             PasswordCost cost);
 
-  // kAlreadyExists when the name is taken; kInvalidArgument for a bad name, role or password (an
-  // empty password means the user logs in with API tokens only).
+  // kAlreadyExists when the name is taken; kInvalidArgument for a bad name, role, password (an
+  // empty password means the user logs in with API tokens only) or limit. Everything is
+  // validated first, then the user is stored, limits included, in one write.
   [[nodiscard]] core::Result<store::UserRecord> AddUser(const std::string& name,
                                                         const std::string& password,
-                                                        const std::string& role);
+                                                        const std::string& role,
+                                                        const UserLimitsUpdate& limits = {});
   // Validates every part before anything is written, then stores them in one write; bumps
   // token_version once when the role, the disabled state or the password changes. kNotFound;
   // kInvalidArgument as for the Set* methods below.

@@ -837,6 +837,12 @@ TEST_F(SecurityTest, AdminCanCreateUsersAndTokensThroughTheApi) {
   EXPECT_EQ(dup.status, 409) << dup.body;
   auto bad = svc_.Post("/api/v1/users", json{{"name", "Peggy Sue"}}.dump());
   EXPECT_EQ(bad.status, 422) << bad.body;
+  // A limit out of range refuses the whole user: nothing is created.
+  auto bad_limit =
+      svc_.Post("/api/v1/users", json{{"name", "victor"}, {"limits", {{"max_gpus", -1}}}}.dump());
+  EXPECT_EQ(bad_limit.status, 422) << bad_limit.body;
+  EXPECT_EQ(bad_limit.Json()["error"]["field"], "limits.max_gpus") << bad_limit.body;
+  EXPECT_EQ(svc_.Get("/api/v1/users/victor").status, 404);
   auto token = svc_.Post("/api/v1/users/peggy/tokens", json{{"name", "robot"}}.dump());
   ASSERT_EQ(token.status, 201) << token.body;
   EXPECT_EQ(As(token.Json()["token"], "GET", "/api/v1/auth/whoami").Json()["name"], "peggy");

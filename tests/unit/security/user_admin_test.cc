@@ -112,6 +112,20 @@ TEST_F(UserAdminTest, AddUserRefusesUnknownRoles) {
   EXPECT_EQ(UserCount(), 0u);
 }
 
+TEST_F(UserAdminTest, AddUserStoresLimitsInTheSameWriteOrNothingAtAll) {
+  ExpectInvalid(admin_->AddUser("alice", "", kUserRole, {.max_gpus = 4, .max_queued_jobs = -1}),
+                "max_queued_jobs");
+  ExpectInvalid(admin_->AddUser("alice", "", kUserRole, {.monthly_budget_usd = std::nan("")}),
+                "monthly_budget_usd");
+  EXPECT_EQ(UserCount(), 0u);
+  const store::UserRecord bob =
+      Must(admin_->AddUser("bob", "", kUserRole, {.max_gpus = 4, .monthly_budget_usd = 25}));
+  EXPECT_EQ(bob.max_gpus, 4);
+  EXPECT_FALSE(bob.max_queued_jobs.has_value());
+  EXPECT_EQ(bob.monthly_budget_usd, 25);
+  EXPECT_EQ(bob.token_version, Must(admin_->AddUser("carol", "", kUserRole)).token_version);
+}
+
 TEST_F(UserAdminTest, DuplicateNameIsAConflict) {
   const store::UserRecord first = Must(admin_->AddUser("alice", "", kUserRole));
   auto second = admin_->AddUser("alice", "other", kAdminRole);
