@@ -1,19 +1,21 @@
 // Fuzzes access-token verification: security::JwtCodec::Verify with one HS256 codec (a fixed
-// 32-byte secret) and one RS256 codec (a 2048-bit key made at start-up), at a fixed `now`.
+// 32-byte secret), one RS256 codec (a 2048-bit key made at start-up) and one EdDSA codec (an
+// Ed25519 key made at start-up), at a fixed `now`.
 //
 // Input: byte 0 picks a mode, the rest feeds it.
-// - kRaw: the rest is the token, verified by both codecs.
+// - kRaw: the rest is the token, verified by every codec.
 // - kSignedHs256: the rest is "<header JSON>\n<payload JSON>" (no newline: all header); they are
 //   base64url-encoded and HMAC-SHA256-signed with the codec's secret, so the header, signature and
 //   claim checks all see fuzzer bytes behind a valid MAC.
 // - kSignedHs256Claims: the rest is the payload JSON under a fixed {"alg":"HS256","typ":"JWT"}
 //   header, HMAC-signed: the claim checks get most of the coverage.
 // - kSignedRs256Claims: as kSignedHs256Claims with {"alg":"RS256"}, signed with the RSA key.
+// - kSignedEdDsaClaims: as kSignedHs256Claims with {"alg":"EdDSA"}, signed with the Ed25519 key.
 //
 // Invariants checked beyond "no crash, no sanitizer report, no leak":
 // - every refusal is kUnauthenticated with reason "invalid_token" and one of a closed list of fixed
 //   messages, so it quotes neither the token nor the secret;
-// - an HS256 token never verifies with the RS256 codec and an RS256 token never with the HS256 one;
+// - no token verifies with two codecs, and a token signed for one algorithm only with its codec;
 // - accepted claims are an access token with a subject and a time window around `now`;
 // - a token with a changed signature is refused;
 // - accepted claims signed again by the codec verify to the same claims.
@@ -48,7 +50,14 @@ using gpuorch::security::internal::Base64UrlEncode;
 const SystemTime kNow{std::chrono::seconds(1'893'456'000)};
 const std::string kSecret = "fuzz-only-hs256-secret-32-bytes!";
 
-enum Mode : uint8_t { kRaw, kSignedHs256, kSignedHs256Claims, kSignedRs256Claims, kModeCount };
+enum Mode : uint8_t {
+  kRaw,
+  kSignedHs256,
+  kSignedHs256Claims,
+  kSignedRs256Claims,
+  kSignedEdDsaClaims,
+  kModeCount
+};
 
 struct PkeyFree {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
@@ -57,7 +66,9 @@ struct PkeyFree {
 struct Fixture {
   std::unique_ptr<JwtCodec> hs256;
   std::unique_ptr<JwtCodec> rs256;
+  std::unique_ptr<JwtCodec> eddsa;
   std::unique_ptr<EVP_PKEY, PkeyFree> rsa_key;
+  std::unique_ptr<EVP_PKEY, PkeyFree> ed25519_key;
 };
 
 std::string PrivateKeyPem(EVP_PKEY* key) {
@@ -84,6 +95,13 @@ const Fixture& GetFixture() {
         {});
     FUZZ_CHECK(rs.has_value());
     f->rs256 = std::move(*rs);
+    f->ed25519_key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+    FUZZ_CHECK(f->ed25519_key != nullptr);
+    auto ed = JwtCodec::Create({.algorithm = JwtAlgorithm::kEdDsa,
+                                .private_key_pem = PrivateKeyPem(f->ed25519_key.get())},
+                               {});
+    FUZZ_CHECK(ed.has_value());
+    f->eddsa = std::move(*ed);
     return f;
   }();
   return *fixture;
@@ -98,10 +116,11 @@ std::string HmacSha256(std::string_view input) {
   return std::string(reinterpret_cast<const char*>(mac), mac_len);
 }
 
-std::string RsaSha256(EVP_PKEY* key, std::string_view input) {
+// An RS256 (`md` SHA-256) or Ed25519 (`md` null) signature of `input`.
+std::string PkeySign(EVP_PKEY* key, const EVP_MD* md, std::string_view input) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   FUZZ_CHECK(ctx != nullptr);
-  FUZZ_CHECK(EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1);
+  FUZZ_CHECK(EVP_DigestSignInit(ctx, nullptr, md, nullptr, key) == 1);
   size_t len = 0;
   FUZZ_CHECK(EVP_DigestSign(ctx, nullptr, &len,
                             reinterpret_cast<const unsigned char*>(input.data()),
@@ -117,9 +136,11 @@ std::string RsaSha256(EVP_PKEY* key, std::string_view input) {
 
 std::string SignedToken(std::string_view header, std::string_view payload, JwtAlgorithm algorithm) {
   const std::string signing_input = Base64UrlEncode(header) + "." + Base64UrlEncode(payload);
-  const std::string signature = algorithm == JwtAlgorithm::kHs256
-                                    ? HmacSha256(signing_input)
-                                    : RsaSha256(GetFixture().rsa_key.get(), signing_input);
+  const Fixture& f = GetFixture();
+  const std::string signature =
+      algorithm == JwtAlgorithm::kHs256   ? HmacSha256(signing_input)
+      : algorithm == JwtAlgorithm::kEdDsa ? PkeySign(f.ed25519_key.get(), nullptr, signing_input)
+                                          : PkeySign(f.rsa_key.get(), EVP_sha256(), signing_input);
   return signing_input + "." + Base64UrlEncode(signature);
 }
 
@@ -189,19 +210,20 @@ void CheckAcceptedToken(const JwtCodec& codec, const std::string& token,
   FUZZ_CHECK(*again == claims);
 }
 
-void VerifyBoth(const std::string& token, std::optional<JwtAlgorithm> signed_with) {
+// Verifies `token` with every codec: at most one accepts it, and only the one of `signed_with`.
+void VerifyAll(const std::string& token, std::optional<JwtAlgorithm> signed_with) {
   const Fixture& f = GetFixture();
-  auto by_hs = VerifyWith(*f.hs256, token);
-  auto by_rs = VerifyWith(*f.rs256, token);
-  FUZZ_CHECK(!(by_hs && by_rs));
-  if (by_hs) {
-    FUZZ_CHECK(signed_with != JwtAlgorithm::kRs256);
-    CheckAcceptedToken(*f.hs256, token, *by_hs);
+  int accepted = 0;
+  for (const JwtCodec* codec : {f.hs256.get(), f.rs256.get(), f.eddsa.get()}) {
+    auto claims = VerifyWith(*codec, token);
+    if (!claims) {
+      continue;
+    }
+    ++accepted;
+    FUZZ_CHECK(!signed_with || *signed_with == codec->algorithm());
+    CheckAcceptedToken(*codec, token, *claims);
   }
-  if (by_rs) {
-    FUZZ_CHECK(signed_with != JwtAlgorithm::kHs256);
-    CheckAcceptedToken(*f.rs256, token, *by_rs);
-  }
+  FUZZ_CHECK(accepted <= 1);
 }
 
 }  // namespace
@@ -219,23 +241,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (mode) {
     case kRaw:
-      VerifyBoth(std::string(rest), std::nullopt);
+      VerifyAll(std::string(rest), std::nullopt);
       break;
     case kSignedHs256: {
       const size_t newline = rest.find('\n');
       const std::string_view header = rest.substr(0, newline);
       const std::string_view payload =
           newline == std::string_view::npos ? std::string_view() : rest.substr(newline + 1);
-      VerifyBoth(SignedToken(header, payload, JwtAlgorithm::kHs256), JwtAlgorithm::kHs256);
+      VerifyAll(SignedToken(header, payload, JwtAlgorithm::kHs256), JwtAlgorithm::kHs256);
       break;
     }
     case kSignedHs256Claims:
-      VerifyBoth(SignedToken(R"({"alg":"HS256","typ":"JWT"})", rest, JwtAlgorithm::kHs256),
-                 JwtAlgorithm::kHs256);
+      VerifyAll(SignedToken(R"({"alg":"HS256","typ":"JWT"})", rest, JwtAlgorithm::kHs256),
+                JwtAlgorithm::kHs256);
       break;
     case kSignedRs256Claims:
-      VerifyBoth(SignedToken(R"({"alg":"RS256"})", rest, JwtAlgorithm::kRs256),
-                 JwtAlgorithm::kRs256);
+      VerifyAll(SignedToken(R"({"alg":"RS256"})", rest, JwtAlgorithm::kRs256),
+                JwtAlgorithm::kRs256);
+      break;
+    case kSignedEdDsaClaims:
+      VerifyAll(SignedToken(R"({"alg":"EdDSA"})", rest, JwtAlgorithm::kEdDsa),
+                JwtAlgorithm::kEdDsa);
       break;
     case kModeCount:
       break;

@@ -29,11 +29,11 @@ struct UserQuota {
 struct SecurityConfig {
   bool auth_enabled = true;      // GPUORCH_AUTH=on|off; off: every caller is an admin (local dev)
   bool metrics_auth = false;     // GPUORCH_METRICS_AUTH=on|off: /metrics needs a token
-  std::string jwt_algorithm = "HS256";  // GPUORCH_JWT_ALG: HS256, RS256 or ES256
+  std::string jwt_algorithm = "HS256";  // GPUORCH_JWT_ALG: HS256, RS256, ES256 or EdDSA
   std::string jwt_secret;        // GPUORCH_JWT_SECRET (HS256, >= 32 bytes; "base64:..." allowed)
   std::string jwt_secret_file;   // GPUORCH_JWT_SECRET_FILE; neither: <data-dir>/jwt.key
-  std::string jwt_private_key_file;  // GPUORCH_JWT_PRIVATE_KEY_FILE (RS256/ES256, PEM)
-  std::string jwt_public_key_file;   // GPUORCH_JWT_PUBLIC_KEY_FILE (RS256/ES256, PEM)
+  std::string jwt_private_key_file;  // GPUORCH_JWT_PRIVATE_KEY_FILE (RS256/ES256/EdDSA, PEM)
+  std::string jwt_public_key_file;   // GPUORCH_JWT_PUBLIC_KEY_FILE (RS256/ES256/EdDSA, PEM)
   std::string jwt_issuer = "gpuorch";        // GPUORCH_JWT_ISSUER
   std::string jwt_audience = "gpuorch-api";  // GPUORCH_JWT_AUDIENCE
   std::chrono::seconds jwt_ttl{900};         // GPUORCH_JWT_TTL_SECONDS

@@ -78,8 +78,8 @@ Status ApplySecurityValue(const std::string& key, const std::string& value, Conf
   } else if (key == "GPUORCH_METRICS_AUTH") {
     GPUORCH_ASSIGN_OR_RETURN(s.metrics_auth, ParseOnOff(key, value));
   } else if (key == "GPUORCH_JWT_ALG") {
-    if (value != "HS256" && value != "RS256" && value != "ES256") {
-      return Invalid(key, "HS256, RS256 or ES256");
+    if (value != "HS256" && value != "RS256" && value != "ES256" && value != "EdDSA") {
+      return Invalid(key, "HS256, RS256, ES256 or EdDSA");
     }
     s.jwt_algorithm = value;
   } else if (key == "GPUORCH_JWT_SECRET") {

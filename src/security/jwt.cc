@@ -6,7 +6,9 @@
 // key, never checks "exp", and reads claims with a different JSON parser; so the claims come from
 // our own decode of the exact payload bytes that were signed, with duplicate keys refused, and
 // libjwt's answer is only "signature valid, with this algorithm". Each call builds and frees its
-// own jwt_t, which is what makes the codec safe to share between threads.
+// own jwt_t, which is what makes the codec safe to share between threads. libjwt 1.10 has no EdDSA:
+// for it, signing and the Ed25519 signature check (RFC 8037) are OpenSSL's one-shot
+// EVP_DigestSign/EVP_DigestVerify, and libjwt is not involved at all.
 #include "security/jwt.h"
 
 #include <cstdlib>
@@ -55,6 +57,12 @@ tl::unexpected<core::Error> Rejected(std::string message) {
 }
 
 core::Status CheckKeyType(EVP_PKEY* key, JwtAlgorithm algorithm, const std::string& field) {
+  if (algorithm == JwtAlgorithm::kEdDsa) {
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
+      return internal::BadJwtKey(field, "must be an Ed25519 key for EdDSA");
+    }
+    return core::Ok();
+  }
   if (algorithm == JwtAlgorithm::kRs256) {
     const int bits = EVP_PKEY_get_bits(key);
     if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA || bits < kMinRsaBits || bits > kMaxRsaBits) {
@@ -178,8 +186,41 @@ jwt_alg_t LibJwtAlgorithm(JwtAlgorithm algorithm) {
       return JWT_ALG_RS256;
     case JwtAlgorithm::kEs256:
       return JWT_ALG_ES256;
+    case JwtAlgorithm::kEdDsa:
+      break;  // not in libjwt 1.10; never handed to it
   }
   return JWT_ALG_INVAL;
+}
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+
+// An Ed25519 signature (64 bytes) of `input`; empty when OpenSSL fails.
+std::string Ed25519Sign(EVP_PKEY* key, std::string_view input) {
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  std::string signature(64, '\0');
+  size_t len = signature.size();
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key) != 1 ||
+      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &len,
+                     reinterpret_cast<const unsigned char*>(input.data()), input.size()) != 1 ||
+      len != signature.size()) {
+    ERR_clear_error();
+    return "";
+  }
+  return signature;
+}
+
+bool Ed25519Verify(EVP_PKEY* key, std::string_view input, std::string_view signature) {
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  const bool valid =
+      ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key) == 1 &&
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                       signature.size(), reinterpret_cast<const unsigned char*>(input.data()),
+                       input.size()) == 1;
+  ERR_clear_error();
+  return valid;
 }
 
 int64_t UnixSeconds(core::SystemTime t) {
@@ -196,12 +237,15 @@ std::string_view JwtAlgorithmName(JwtAlgorithm algorithm) {
       return "RS256";
     case JwtAlgorithm::kEs256:
       return "ES256";
+    case JwtAlgorithm::kEdDsa:
+      return "EdDSA";
   }
   return "HS256";
 }
 
 std::optional<JwtAlgorithm> ParseJwtAlgorithm(std::string_view name) {
-  for (JwtAlgorithm a : {JwtAlgorithm::kHs256, JwtAlgorithm::kRs256, JwtAlgorithm::kEs256}) {
+  for (JwtAlgorithm a : {JwtAlgorithm::kHs256, JwtAlgorithm::kRs256, JwtAlgorithm::kEs256,
+                         JwtAlgorithm::kEdDsa}) {
     if (name == JwtAlgorithmName(a)) {
       return a;
     }
@@ -215,6 +259,8 @@ struct JwtCodec::Impl {
   std::string verify_key;      // HS256: the secret; else the public key as SPKI PEM
   std::string sign_key;        // HS256: the secret; else the private key as PKCS#8 PEM; empty: none
   size_t signature_bytes = 0;  // the one length a valid signature has
+  PkeyPtr ed25519_public;      // EdDSA: the verification key
+  PkeyPtr ed25519_private;     // EdDSA: the signing key; null: none
 
   ~Impl() {
     Wipe(verify_key);
@@ -227,14 +273,31 @@ struct JwtCodec::Impl {
   core::Status CheckSignature(std::string_view token, std::string_view signing_input,
                               std::string_view signature_b64) const;
   core::Result<TokenClaims> CheckClaims(const Json& claims, core::SystemTime now) const;
+  core::Result<std::string> SignEd25519(const std::string& payload) const;
 };
+
+// The compact token: header {"alg":"EdDSA","typ":"JWT"}, `payload`, and the Ed25519 signature of
+// both (RFC 8037 section 3.1).
+core::Result<std::string> JwtCodec::Impl::SignEd25519(const std::string& payload) const {
+  const std::string signing_input = internal::Base64UrlEncode(R"({"alg":"EdDSA","typ":"JWT"})") +
+                                    "." + internal::Base64UrlEncode(payload);
+  const std::string signature = Ed25519Sign(ed25519_private.get(), signing_input);
+  if (signature.empty()) {
+    return core::Fail(core::Code::kInternal, "jwt: signing failed");
+  }
+  std::string token = signing_input + "." + internal::Base64UrlEncode(signature);
+  if (token.size() > kMaxTokenBytes) {
+    return core::Fail(core::Code::kInvalidArgument, "jwt: the token would exceed 8 KiB");
+  }
+  return token;
+}
 
 core::Status JwtCodec::Impl::SetUpHmac(const JwtKeys& keys) {
   if (!keys.private_key_pem.empty()) {
-    return internal::BadJwtKey("private_key_pem", "is for RS256/ES256, not HS256");
+    return internal::BadJwtKey("private_key_pem", "is for RS256/ES256/EdDSA, not HS256");
   }
   if (!keys.public_key_pem.empty()) {
-    return internal::BadJwtKey("public_key_pem", "is for RS256/ES256, not HS256");
+    return internal::BadJwtKey("public_key_pem", "is for RS256/ES256/EdDSA, not HS256");
   }
   if (keys.hmac_secret.size() < kMinHmacSecretBytes) {
     return internal::BadJwtKey("hmac_secret", "must be at least 32 bytes (256 bits) for HS256");
@@ -283,9 +346,17 @@ core::Status JwtCodec::Impl::SetUpPem(const JwtKeys& keys) {
   if (verify_key.empty() || (private_key && sign_key.empty())) {
     return core::Fail(core::Code::kInternal, "jwt: cannot re-encode the key as PEM");
   }
-  signature_bytes = algorithm == JwtAlgorithm::kEs256
-                        ? 64  // raw R || S, 32 bytes each (RFC 7518 section 3.4)
+  // ES256: raw R || S, 32 bytes each (RFC 7518 section 3.4); EdDSA: an Ed25519 signature.
+  signature_bytes = algorithm == JwtAlgorithm::kEs256 || algorithm == JwtAlgorithm::kEdDsa
+                        ? 64
                         : static_cast<size_t>(EVP_PKEY_get_size(verifier));
+  if (algorithm == JwtAlgorithm::kEdDsa) {
+    ed25519_public = public_key ? std::move(public_key) : ReadPem(verify_key, false);
+    ed25519_private = std::move(private_key);
+    if (!ed25519_public) {
+      return core::Fail(core::Code::kInternal, "jwt: cannot re-read the Ed25519 key");
+    }
+  }
   return core::Ok();
 }
 
@@ -358,6 +429,9 @@ core::Result<std::string> JwtCodec::Sign(const TokenClaims& claims) const {
   } catch (const Json::exception&) {
     return core::Fail(core::Code::kInvalidArgument, "jwt: claims must be valid UTF-8");
   }
+  if (impl_->algorithm == JwtAlgorithm::kEdDsa) {
+    return impl_->SignEd25519(text);
+  }
   jwt_t* raw = nullptr;
   if (jwt_new(&raw) != 0) {
     return core::Fail(core::Code::kInternal, "jwt: out of memory");
@@ -411,6 +485,11 @@ core::Status JwtCodec::Impl::CheckSignature(std::string_view token, std::string_
   std::optional<std::string> signature = internal::Base64UrlDecode(signature_b64);
   if (!signature || signature->size() != signature_bytes) {
     return Rejected("bad signature");
+  }
+  if (algorithm == JwtAlgorithm::kEdDsa) {
+    return Ed25519Verify(ed25519_public.get(), signing_input, *signature)
+               ? core::Ok()
+               : core::Status(Rejected("bad signature"));
   }
   if (algorithm == JwtAlgorithm::kHs256) {
     unsigned char mac[EVP_MAX_MD_SIZE];

@@ -140,7 +140,7 @@ core::Result<std::string> LoadOrCreateKeyFile(const std::string& path) {
 core::Result<std::string> LoadHmacSecret(const JwtKeySource& source) {
   if (!source.private_key_file.empty() || !source.public_key_file.empty()) {
     return BadJwtKey(source.private_key_file.empty() ? "public_key_file" : "private_key_file",
-                  "is for RS256/ES256, not HS256");
+                  "is for RS256/ES256/EdDSA, not HS256");
   }
   if (!source.secret.empty()) {
     return DecodeSecret(source.secret, "secret");
@@ -191,7 +191,7 @@ core::Status LoadPemFiles(const JwtKeySource& source, JwtKeys& keys) {
 core::Result<JwtKeys> LoadJwtKeys(const JwtKeySource& source) {
   std::optional<JwtAlgorithm> algorithm = ParseJwtAlgorithm(source.algorithm);
   if (!algorithm) {
-    return BadJwtKey("algorithm", "must be HS256, RS256 or ES256");
+    return BadJwtKey("algorithm", "must be HS256, RS256, ES256 or EdDSA");
   }
   JwtKeys keys{.algorithm = *algorithm};
   if (*algorithm == JwtAlgorithm::kHs256) {

@@ -447,6 +447,31 @@ TEST_F(SecurityTest, Hs256TokenSignedWithOurRsaPublicKeyIsRefused) {
   ExpectUnauthorized(r);
 }
 
+TEST_F(SecurityTest, EdDsaKeysSignLoginsAndRefuseConfusedTokens) {
+  const std::string dir = svc_.data_dir();
+  auto [rc, out] = RunCommand("openssl genpkey -algorithm ED25519 -out " + dir +
+                              "/jwt-ed25519.pem && openssl pkey -in " + dir +
+                              "/jwt-ed25519.pem -pubout -out " + dir + "/jwt-ed25519.pub");
+  ASSERT_EQ(rc, 0) << out;
+  svc_.SetEnv("GPUORCH_JWT_SECRET", "");
+  svc_.SetEnv("GPUORCH_JWT_ALG", "EdDSA");
+  svc_.SetEnv("GPUORCH_JWT_PRIVATE_KEY_FILE", dir + "/jwt-ed25519.pem");
+  StartService();
+  const std::string alice = AddUser("alice");
+  EXPECT_EQ(alice.substr(0, alice.find('.')), Base64Url(R"({"alg":"EdDSA","typ":"JWT"})"));
+  const std::string alice_id = ClaimsFor(alice)["user_id"];
+  ASSERT_FALSE(alice_id.empty()) << "an EdDSA login token works";
+  const std::string public_pem = ReadFile(dir + "/jwt-ed25519.pub");
+  ExpectUnauthorized(As(MintToken({{"alg", "HS256"}, {"typ", "JWT"}}, ValidClaims(alice_id),
+                                  public_pem),
+                        "GET", "/api/v1/jobs/"));
+  ExpectUnauthorized(As(MintToken({{"alg", "none"}}, ValidClaims(alice_id), "", nullptr), "GET",
+                        "/api/v1/jobs/"));
+  std::string tampered = alice;
+  tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
+  ExpectUnauthorized(As(tampered, "GET", "/api/v1/jobs/"));
+}
+
 // ---- login -------------------------------------------------------------------------------------
 
 TEST_F(SecurityTest, UnknownUserAndWrongPasswordGetTheSameAnswer) {

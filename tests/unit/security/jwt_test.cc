@@ -56,7 +56,7 @@ EVP_PKEY* Generate(int type, int rsa_bits) {
   bool ok = ctx != nullptr && EVP_PKEY_keygen_init(ctx) == 1;
   if (ok && type == EVP_PKEY_RSA) {
     ok = EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, rsa_bits) == 1;
-  } else if (ok) {
+  } else if (ok && type == EVP_PKEY_EC) {
     ok = EVP_PKEY_CTX_set_ec_paramgen_curve_nid(ctx, NID_X9_62_prime256v1) == 1;
   }
   if (!ok || EVP_PKEY_keygen(ctx, &key) != 1) {
@@ -95,6 +95,25 @@ const KeyPair& EcKey() {
   return pair;
 }
 
+const KeyPair& Ed25519Key() {
+  static const KeyPair pair = [] {
+    EVP_PKEY* key = Generate(EVP_PKEY_ED25519, 0);
+    KeyPair p = Pems(key);
+    EVP_PKEY_free(key);
+    return p;
+  }();
+  return pair;
+}
+const KeyPair& OtherEd25519Key() {
+  static const KeyPair pair = [] {
+    EVP_PKEY* key = Generate(EVP_PKEY_ED25519, 0);
+    KeyPair p = Pems(key);
+    EVP_PKEY_free(key);
+    return p;
+  }();
+  return pair;
+}
+
 const std::string kSecret = "0123456789abcdef0123456789abcdef";  // 32 bytes
 const std::string kOtherSecret = "fedcba9876543210fedcba9876543210";
 
@@ -118,6 +137,23 @@ std::string RsaSign(const std::string& private_pem, const std::string& data) {
   EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
                  data.size());
   std::string sig(len, '\0');
+  EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                 reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  sig.resize(len);
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  return sig;
+}
+
+// An Ed25519 signature of `data` with the private key in `private_pem`.
+std::string Ed25519Sign(const std::string& private_pem, const std::string& data) {
+  BIO* bio = BIO_new_mem_buf(private_pem.data(), static_cast<int>(private_pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  std::string sig(64, '\0');
+  size_t len = sig.size();
+  EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key);
   EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
                  reinterpret_cast<const unsigned char*>(data.data()), data.size());
   sig.resize(len);
@@ -167,6 +203,11 @@ class JwtTest : public ::testing::Test {
                   .private_key_pem = EcKey().private_pem,
                   .public_key_pem = EcKey().public_pem});
   }
+  static std::unique_ptr<JwtCodec> EdDsa() {
+    return Codec({.algorithm = JwtAlgorithm::kEdDsa,
+                  .private_key_pem = Ed25519Key().private_pem,
+                  .public_key_pem = Ed25519Key().public_pem});
+  }
   TokenClaims Claims() const {
     return TokenClaims{.subject = "user-42",
                        .jwt_id = "jti-1",
@@ -191,10 +232,13 @@ class JwtTest : public ::testing::Test {
 // Algorithms and round trips.
 
 TEST(JwtAlgorithmTest, NamesParseExactlyAndNothingElse) {
-  for (JwtAlgorithm a : {JwtAlgorithm::kHs256, JwtAlgorithm::kRs256, JwtAlgorithm::kEs256}) {
+  for (JwtAlgorithm a : {JwtAlgorithm::kHs256, JwtAlgorithm::kRs256, JwtAlgorithm::kEs256,
+                         JwtAlgorithm::kEdDsa}) {
     EXPECT_EQ(ParseJwtAlgorithm(JwtAlgorithmName(a)), a);
   }
-  for (const char* name : {"hs256", "none", "None", "HS512", "PS256", "", "HS256 "}) {
+  EXPECT_EQ(JwtAlgorithmName(JwtAlgorithm::kEdDsa), "EdDSA");
+  for (const char* name :
+       {"hs256", "none", "None", "HS512", "PS256", "", "HS256 ", "EDDSA", "eddsa", "Ed25519"}) {
     EXPECT_FALSE(ParseJwtAlgorithm(name).has_value()) << name;
   }
 }
@@ -225,6 +269,84 @@ TEST_F(JwtTest, Es256RoundTripPreservesClaims) {
   auto claims = codec->Verify(*token, clock_.Now());
   ASSERT_TRUE(claims.has_value()) << claims.error().message;
   EXPECT_EQ(*claims, Claims());
+}
+
+TEST_F(JwtTest, EdDsaRoundTripPreservesClaimsUnderAnEdDsaHeader) {
+  auto codec = EdDsa();
+  auto token = codec->Sign(Claims());
+  ASSERT_TRUE(token.has_value()) << token.error().message;
+  const std::string header = token->substr(0, token->find('.'));
+  EXPECT_EQ(internal::Base64UrlDecode(header), R"({"alg":"EdDSA","typ":"JWT"})");
+  const std::string signature = token->substr(token->rfind('.') + 1);
+  EXPECT_EQ(internal::Base64UrlDecode(signature)->size(), 64u);
+  auto claims = codec->Verify(*token, clock_.Now());
+  ASSERT_TRUE(claims.has_value()) << claims.error().message;
+  EXPECT_EQ(*claims, Claims());
+  EXPECT_EQ(codec->algorithm(), JwtAlgorithm::kEdDsa);
+}
+
+// RFC 8037 appendix A.1 (the key) and A.4 (its signature of "Example of Ed25519 signing" under
+// the protected header {"alg":"EdDSA"}).
+TEST_F(JwtTest, EdDsaVerifiesTheRfc8037Example) {
+  const std::string d = *internal::Base64UrlDecode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A");
+  const std::string x = *internal::Base64UrlDecode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+  EVP_PKEY* key = EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(d.data()), d.size());
+  ASSERT_NE(key, nullptr);
+  std::string public_raw(32, '\0');
+  size_t public_len = public_raw.size();
+  ASSERT_EQ(EVP_PKEY_get_raw_public_key(key, reinterpret_cast<unsigned char*>(public_raw.data()),
+                                        &public_len),
+            1);
+  EXPECT_EQ(public_raw, x);
+  const KeyPair rfc = Pems(key);
+  EVP_PKEY_free(key);
+
+  const std::string input = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+  const std::string signature =
+      "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
+  EXPECT_EQ(Base64UrlEncode(Ed25519Sign(rfc.private_pem, input)), signature);
+  auto verifier = Codec({.algorithm = JwtAlgorithm::kEdDsa, .public_key_pem = rfc.public_pem});
+  ASSERT_NE(verifier, nullptr);
+  EXPECT_FALSE(verifier->can_sign());
+  // The signature is good, so what is refused is the payload, which is text, not claims.
+  EXPECT_EQ(Refusal(*verifier, input + "." + signature), "malformed token");
+  std::string tampered = signature;
+  tampered[10] = tampered[10] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Refusal(*verifier, input + "." + tampered), "bad signature");
+}
+
+TEST_F(JwtTest, EdDsaRefusesOtherKeysAlgorithmsAndConfusion) {
+  auto codec = EdDsa();
+  const std::string header = R"({"alg":"EdDSA","typ":"JWT"})";
+  const std::string input = SigningInput(header, Payload());
+  EXPECT_TRUE(
+      codec->Verify(input + "." + Base64UrlEncode(Ed25519Sign(Ed25519Key().private_pem, input)),
+                    clock_.Now())
+          .has_value());
+  EXPECT_EQ(Refusal(*codec, input + "." +
+                                Base64UrlEncode(Ed25519Sign(OtherEd25519Key().private_pem, input))),
+            "bad signature");
+  // HS256 with our public key as the HMAC secret (algorithm confusion).
+  EXPECT_EQ(Refusal(*codec, ForgeHmac(R"({"alg":"HS256","typ":"JWT"})", Payload(),
+                                      Ed25519Key().public_pem)),
+            "algorithm not allowed");
+  for (const char* alg : {"eddsa", "EDDSA", "Ed25519", "none"}) {
+    const std::string other = SigningInput(std::string(R"({"alg":")") + alg + R"("})", Payload());
+    EXPECT_EQ(Refusal(*codec, other + "." +
+                                  Base64UrlEncode(Ed25519Sign(Ed25519Key().private_pem, other))),
+              "algorithm not allowed")
+        << alg;
+  }
+  // An EdDSA token is refused by codecs pinned to the other algorithms.
+  auto token = codec->Sign(Claims());
+  ASSERT_TRUE(token.has_value());
+  EXPECT_EQ(Refusal(*Hs256(), *token), "algorithm not allowed");
+  EXPECT_EQ(Refusal(*Rs256(), *token), "algorithm not allowed");
+  EXPECT_EQ(Refusal(*Es256(), *token), "algorithm not allowed");
+  std::string truncated = *token;
+  truncated.pop_back();
+  EXPECT_EQ(Refusal(*codec, truncated), "bad signature");
 }
 
 TEST_F(JwtTest, OptionalClaimsLeftOutRoundTripAsDefaults) {
@@ -615,6 +737,34 @@ TEST(JwtCreateTest, RsaKeyForEs256IsRefused) {
   EXPECT_EQ(ec_for_rs.error().field, "private_key_pem");
 }
 
+TEST(JwtCreateTest, OnlyAnEd25519KeyServesEdDsa) {
+  for (const KeyPair* other : {&RsaKey(), &EcKey()}) {
+    auto result = JwtCodec::Create(
+        {.algorithm = JwtAlgorithm::kEdDsa, .public_key_pem = other->public_pem}, {});
+    ASSERT_FALSE(result.has_value());
+    EXPECT_EQ(result.error().field, "public_key_pem");
+    EXPECT_NE(result.error().message.find("Ed25519"), std::string::npos);
+  }
+  for (JwtAlgorithm algorithm : {JwtAlgorithm::kRs256, JwtAlgorithm::kEs256}) {
+    auto result =
+        JwtCodec::Create({.algorithm = algorithm, .private_key_pem = Ed25519Key().private_pem}, {});
+    ASSERT_FALSE(result.has_value());
+    EXPECT_EQ(result.error().field, "private_key_pem");
+  }
+  auto mismatched = JwtCodec::Create({.algorithm = JwtAlgorithm::kEdDsa,
+                                      .private_key_pem = Ed25519Key().private_pem,
+                                      .public_key_pem = OtherEd25519Key().public_pem},
+                                     {});
+  ASSERT_FALSE(mismatched.has_value());
+  EXPECT_EQ(mismatched.error().field, "private_key_pem");
+  auto secret = JwtCodec::Create({.algorithm = JwtAlgorithm::kEdDsa,
+                                  .hmac_secret = kSecret,
+                                  .public_key_pem = Ed25519Key().public_pem},
+                                 {});
+  ASSERT_FALSE(secret.has_value());
+  EXPECT_EQ(secret.error().field, "hmac_secret");
+}
+
 TEST(JwtCreateTest, SmallRsaKeyIsRefused) {
   EVP_PKEY* key = Generate(EVP_PKEY_RSA, 1024);
   KeyPair small = Pems(key);
@@ -760,6 +910,28 @@ TEST(JwtLoadKeysTest, PemFilesLoadAndPublicKeyIsDerivedFromPrivate) {
   auto rsa_for_es = LoadJwtKeys({.algorithm = "ES256", .public_key_file = dir.File("rsa.pub")});
   ASSERT_FALSE(rsa_for_es.has_value());
   EXPECT_EQ(rsa_for_es.error().field, "public_key_file");
+}
+
+TEST(JwtLoadKeysTest, EdDsaPrivateKeyFileLoadsAndSignsForItsPublicKey) {
+  testing::TempDir dir;
+  WriteFile(dir.File("ed25519.pem"), Ed25519Key().private_pem);
+  auto keys = LoadJwtKeys({.algorithm = "EdDSA", .private_key_file = dir.File("ed25519.pem")});
+  ASSERT_TRUE(keys.has_value()) << keys.error().message;
+  EXPECT_EQ(keys->algorithm, JwtAlgorithm::kEdDsa);
+  EXPECT_EQ(keys->public_key_pem, Ed25519Key().public_pem);
+  auto signer = JwtCodec::Create(*keys, {});
+  auto verifier = JwtCodec::Create(
+      {.algorithm = JwtAlgorithm::kEdDsa, .public_key_pem = Ed25519Key().public_pem}, {});
+  ASSERT_TRUE(signer.has_value() && verifier.has_value());
+  core::FakeClock clock;
+  auto token = (*signer)->Sign({.subject = "u", .expires_at = clock.Now() + 1min});
+  ASSERT_TRUE(token.has_value());
+  EXPECT_TRUE((*verifier)->Verify(*token, clock.Now()).has_value());
+  EXPECT_EQ(LoadJwtKeys({.algorithm = "EdDSA", .secret = kSecret}).error().field, "secret");
+  EXPECT_EQ(LoadJwtKeys({.algorithm = "eddsa", .private_key_file = dir.File("ed25519.pem")})
+                .error()
+                .field,
+            "algorithm");
 }
 
 TEST(JwtLoadKeysTest, UnknownAlgorithmAndMixedMaterialAreRefused) {
