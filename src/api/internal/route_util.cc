@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "api/api_router.h"
+#include "api/internal/job_codec.h"
 
 namespace gpuorch::api::internal {
 
@@ -88,6 +89,56 @@ nlohmann::json NodeJson(const lifecycle::NodeStatus& node) {
               {"container_runtime", node.container_runtime},
               {"running_attempts", node.live_attempts},
               {"gpus", gpus}};
+}
+
+nlohmann::json TimeOrNull(const std::optional<core::SystemTime>& t) {
+  return t ? nlohmann::json(core::FormatRfc3339(*t)) : nlohmann::json(nullptr);
+}
+
+core::Error Forbidden(const std::string& message) {
+  return core::Error{core::Code::kPermissionDenied, message, "", "forbidden"};
+}
+
+core::Error Unavailable(const std::string& message) {
+  return core::Error{core::Code::kUnavailable, message, "", "unavailable"};
+}
+
+core::Result<nlohmann::json> JsonObjectBody(const HttpRequest& request,
+                                            std::initializer_list<const char*> allowed) {
+  if (!IsJsonContentType(request.Header("content-type"))) {
+    return core::Fail(core::Error{core::Code::kInvalidArgument,
+                                  "Content-Type must be application/json (UTF-8)", "Content-Type",
+                                  "unsupported_media_type"});
+  }
+  GPUORCH_ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonBody(request.body));
+  if (!body.is_object()) {
+    return core::Fail(BadRequest("the body must be a JSON object", ""));
+  }
+  if (allowed.size() > 0) {
+    GPUORCH_TRY(OnlyFields(body, allowed));
+  }
+  return body;
+}
+
+core::Result<std::optional<std::string>> OptionalString(const nlohmann::json& body,
+                                                        const char* field) {
+  if (!body.contains(field) || body[field].is_null()) {
+    return std::optional<std::string>();
+  }
+  if (!body[field].is_string()) {
+    return core::Fail(core::Code::kInvalidArgument, std::string(field) + " must be a string",
+                      field);
+  }
+  return std::optional<std::string>(body[field].get<std::string>());
+}
+
+core::Status OnlyFields(const nlohmann::json& body, std::initializer_list<const char*> allowed) {
+  for (const auto& [key, value] : body.items()) {
+    if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
+      return core::Fail(core::Code::kInvalidArgument, "unknown field", key);
+    }
+  }
+  return core::Ok();
 }
 
 }  // namespace gpuorch::api::internal
