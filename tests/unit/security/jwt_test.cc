@@ -66,51 +66,33 @@ EVP_PKEY* Generate(int type, int rsa_bits) {
   return key;
 }
 
+KeyPair GeneratePair(int type, int rsa_bits) {
+  EVP_PKEY* key = Generate(type, rsa_bits);
+  KeyPair pair = Pems(key);
+  EVP_PKEY_free(key);
+  return pair;
+}
+
 // One key per kind for the whole binary: RSA generation is slow.
 const KeyPair& RsaKey() {
-  static const KeyPair pair = [] {
-    EVP_PKEY* key = Generate(EVP_PKEY_RSA, 2048);
-    KeyPair p = Pems(key);
-    EVP_PKEY_free(key);
-    return p;
-  }();
+  static const KeyPair pair = GeneratePair(EVP_PKEY_RSA, 2048);
   return pair;
 }
 const KeyPair& OtherRsaKey() {
-  static const KeyPair pair = [] {
-    EVP_PKEY* key = Generate(EVP_PKEY_RSA, 2048);
-    KeyPair p = Pems(key);
-    EVP_PKEY_free(key);
-    return p;
-  }();
+  static const KeyPair pair = GeneratePair(EVP_PKEY_RSA, 2048);
   return pair;
 }
 const KeyPair& EcKey() {
-  static const KeyPair pair = [] {
-    EVP_PKEY* key = Generate(EVP_PKEY_EC, 0);
-    KeyPair p = Pems(key);
-    EVP_PKEY_free(key);
-    return p;
-  }();
+  static const KeyPair pair = GeneratePair(EVP_PKEY_EC, 0);
   return pair;
 }
 
 const KeyPair& Ed25519Key() {
-  static const KeyPair pair = [] {
-    EVP_PKEY* key = Generate(EVP_PKEY_ED25519, 0);
-    KeyPair p = Pems(key);
-    EVP_PKEY_free(key);
-    return p;
-  }();
+  static const KeyPair pair = GeneratePair(EVP_PKEY_ED25519, 0);
   return pair;
 }
 const KeyPair& OtherEd25519Key() {
-  static const KeyPair pair = [] {
-    EVP_PKEY* key = Generate(EVP_PKEY_ED25519, 0);
-    KeyPair p = Pems(key);
-    EVP_PKEY_free(key);
-    return p;
-  }();
+  static const KeyPair pair = GeneratePair(EVP_PKEY_ED25519, 0);
   return pair;
 }
 
@@ -766,9 +748,7 @@ TEST(JwtCreateTest, OnlyAnEd25519KeyServesEdDsa) {
 }
 
 TEST(JwtCreateTest, SmallRsaKeyIsRefused) {
-  EVP_PKEY* key = Generate(EVP_PKEY_RSA, 1024);
-  KeyPair small = Pems(key);
-  EVP_PKEY_free(key);
+  const KeyPair small = GeneratePair(EVP_PKEY_RSA, 1024);
   auto result =
       JwtCodec::Create({.algorithm = JwtAlgorithm::kRs256, .public_key_pem = small.public_pem}, {});
   ASSERT_FALSE(result.has_value());
