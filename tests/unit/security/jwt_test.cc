@@ -672,7 +672,7 @@ TEST_F(JwtTest, ErrorMessagesNeverContainTheTokenOrKey) {
 }
 
 TEST_F(JwtTest, ConcurrentSignAndVerifyAgree) {
-  for (auto* make : {&JwtTest::Hs256, &JwtTest::Es256}) {
+  for (auto* make : {&JwtTest::Hs256, &JwtTest::Es256, &JwtTest::EdDsa}) {
     auto codec = make();
     std::vector<std::thread> threads;
     std::vector<int> failures(4, 0);
