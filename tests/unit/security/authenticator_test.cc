@@ -18,6 +18,7 @@
 #include "security/user_admin.h"
 #include "security/user_directory.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/must.h"
 #include "testing/temp_dir.h"
 
 namespace gpuorch::security {
@@ -27,14 +28,7 @@ using namespace std::chrono_literals;
 
 constexpr auto kAccessTtl = 15min;
 
-// The value of `result`; an error fails the test (gtest reports the exception and its message).
-template <typename T>
-T Must(core::Result<T> result) {
-  if (!result) {
-    throw std::runtime_error(result.error().message);
-  }
-  return std::move(*result);
-}
+using testing::Must;
 
 void ExpectRefused(const core::Result<Principal>& result, const std::string& reason) {
   ASSERT_FALSE(result) << "authenticated as " << result->name;

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "security/secret_vault.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/must.h"
 #include "testing/temp_dir.h"
 
 namespace gpuorch::security {
@@ -27,14 +28,7 @@ constexpr char kAwsKeyId[] = "AKIAEXAMPLEKEYID1234";
 constexpr char kAwsSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 constexpr char kAwsSession[] = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN";
 
-// The value of `result`; an error fails the test (gtest reports the exception and its message).
-template <typename T>
-T Must(core::Result<T> result) {
-  if (!result) {
-    throw std::runtime_error(result.error().message);
-  }
-  return std::move(*result);
-}
+using testing::Must;
 
 std::unique_ptr<SecretVault> NewVault() { return Must(SecretVault::Create(NewMasterKey())); }
 

@@ -22,6 +22,7 @@
 #include "security/password.h"
 #include "security/principal.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/must.h"
 #include "testing/temp_dir.h"
 
 namespace gpuorch::security {
@@ -29,14 +30,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The value of `result`; an error fails the test (gtest reports the exception and its message).
-template <typename T>
-T Must(core::Result<T> result) {
-  if (!result) {
-    throw std::runtime_error(result.error().message);
-  }
-  return std::move(*result);
-}
+using testing::Must;
 
 template <typename T>
 void ExpectInvalid(const core::Result<T>& result, const std::string& field) {

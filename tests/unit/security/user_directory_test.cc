@@ -13,6 +13,7 @@
 #include "security/password.h"
 #include "security/user_admin.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/must.h"
 #include "testing/temp_dir.h"
 
 namespace gpuorch::security {
@@ -20,14 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The value of `result`; an error fails the test (gtest reports the exception and its message).
-template <typename T>
-T Must(core::Result<T> result) {
-  if (!result) {
-    throw std::runtime_error(result.error().message);
-  }
-  return std::move(*result);
-}
+using testing::Must;
 
 core::SystemTime At(int64_t unix_seconds) {
   return core::SystemTime(std::chrono::seconds(unix_seconds));
