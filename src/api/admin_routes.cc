@@ -104,6 +104,15 @@ core::Result<security::UserLimitsUpdate> ParseLimits(const json& limits) {
   return update;
 }
 
+// The "limits" object of a request body, parsed; nullopt when the body has none.
+core::Result<std::optional<security::UserLimitsUpdate>> LimitsIn(const json& body) {
+  if (!body.contains("limits")) {
+    return std::optional<security::UserLimitsUpdate>();
+  }
+  GPUORCH_ASSIGN_OR_RETURN(security::UserLimitsUpdate limits, ParseLimits(body["limits"]));
+  return std::optional<security::UserLimitsUpdate>(limits);
+}
+
 }  // namespace
 
 void ApiRouter::ListUsers(Responder respond) {
@@ -160,14 +169,11 @@ void ApiRouter::CreateUser(const HttpRequest& request, Responder respond) {
     return respond(ErrorResponse(
         core::Error{core::Code::kInvalidArgument, "name is required", "name"}));
   }
-  security::UserLimitsUpdate limits;
-  if (body->contains("limits")) {
-    auto parsed = ParseLimits((*body)["limits"]);
-    if (!parsed) {
-      return respond(ErrorResponse(parsed.error()));
-    }
-    limits = *parsed;
+  auto parsed_limits = LimitsIn(*body);
+  if (!parsed_limits) {
+    return respond(ErrorResponse(parsed_limits.error()));
   }
+  const security::UserLimitsUpdate limits = parsed_limits->value_or(security::UserLimitsUpdate{});
   workers_->Post([this, name = name->value(), password = password->value_or(""),
                   role = role->value_or(security::kUserRole), limits,
                   respond = std::move(respond)] {
@@ -206,15 +212,11 @@ void ApiRouter::UpdateUser(const std::string& name, const HttpRequest& request,
     }
     disabled = (*body)["disabled"].get<bool>();
   }
-  std::optional<security::UserLimitsUpdate> limits;
-  if (body->contains("limits")) {
-    auto parsed = ParseLimits((*body)["limits"]);
-    if (!parsed) {
-      return respond(ErrorResponse(parsed.error()));
-    }
-    limits = *parsed;
+  auto limits = LimitsIn(*body);
+  if (!limits) {
+    return respond(ErrorResponse(limits.error()));
   }
-  workers_->Post([this, name, password = *password, role = *role, disabled, limits,
+  workers_->Post([this, name, password = *password, role = *role, disabled, limits = *limits,
                   respond = std::move(respond)] {
     if (password && password->size() > security::kMaxPasswordBytes) {
       return respond(ErrorResponse(core::Error{

@@ -109,13 +109,15 @@ std::string Hmac(const EVP_MD* md, const std::string& key, const std::string& da
   return std::string(reinterpret_cast<char*>(mac), len);
 }
 
-std::string RsaSign(const std::string& private_pem, const std::string& data) {
+// A signature of `data` with the private key in `private_pem`: RS256 with `md` SHA-256, Ed25519
+// with `md` null.
+std::string PemSign(const std::string& private_pem, const EVP_MD* md, const std::string& data) {
   BIO* bio = BIO_new_mem_buf(private_pem.data(), static_cast<int>(private_pem.size()));
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   size_t len = 0;
-  EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
+  EVP_DigestSignInit(ctx, nullptr, md, nullptr, key);
   EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
                  data.size());
   std::string sig(len, '\0');
@@ -127,21 +129,12 @@ std::string RsaSign(const std::string& private_pem, const std::string& data) {
   return sig;
 }
 
-// An Ed25519 signature of `data` with the private key in `private_pem`.
+std::string RsaSign(const std::string& private_pem, const std::string& data) {
+  return PemSign(private_pem, EVP_sha256(), data);
+}
+
 std::string Ed25519Sign(const std::string& private_pem, const std::string& data) {
-  BIO* bio = BIO_new_mem_buf(private_pem.data(), static_cast<int>(private_pem.size()));
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  std::string sig(64, '\0');
-  size_t len = sig.size();
-  EVP_DigestSignInit(ctx, nullptr, nullptr, nullptr, key);
-  EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
-                 reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  sig.resize(len);
-  EVP_MD_CTX_free(ctx);
-  EVP_PKEY_free(key);
-  return sig;
+  return PemSign(private_pem, nullptr, data);
 }
 
 std::string SigningInput(const std::string& header, const std::string& payload) {

@@ -462,6 +462,15 @@ std::string QueryPlan(const std::string& path, const std::string& sql) {
   return details;
 }
 
+// For each (query, index) of `cases`: SQLite's plan for the query names the index.
+void ExpectEachUsesItsIndex(const std::string& path,
+                            const std::vector<std::pair<std::string, std::string>>& cases) {
+  for (const auto& [sql, index] : cases) {
+    const std::string plan = QueryPlan(path, sql);
+    EXPECT_NE(plan.find(index), std::string::npos) << sql << "\n" << plan;
+  }
+}
+
 TEST_F(SqliteStoreTest, CapacityQueriesUseTheirIndexes) {
   auto store = OpenOrDie();
   ASSERT_NE(store, nullptr);
@@ -482,10 +491,7 @@ TEST_F(SqliteStoreTest, CapacityQueriesUseTheirIndexes) {
       {"SELECT * FROM usage WHERE 1 AND job_id = 'j' ORDER BY started_at_ms, seq",
        "sqlite_autoindex_usage"},
   };
-  for (const auto& [sql, index] : cases) {
-    const std::string plan = QueryPlan(DbPath(), sql);
-    EXPECT_NE(plan.find(index), std::string::npos) << sql << "\n" << plan;
-  }
+  ExpectEachUsesItsIndex(DbPath(), cases);
 }
 
 TEST_F(SqliteStoreTest, CapacityWritesAreAcknowledgedOnlyOnceSynced) {
@@ -731,10 +737,7 @@ TEST_F(SqliteStoreTest, SecurityQueriesUseTheirIndexes) {
        "api_tokens_user_id"},
       {"SELECT 1 FROM api_tokens WHERE token_hash = 'h'", "sqlite_autoindex_api_tokens_2"},
   };
-  for (const auto& [sql, index] : cases) {
-    const std::string plan = QueryPlan(DbPath(), sql);
-    EXPECT_NE(plan.find(index), std::string::npos) << sql << "\n" << plan;
-  }
+  ExpectEachUsesItsIndex(DbPath(), cases);
 }
 
 TEST_F(SqliteStoreTest, SecurityWritesAreAcknowledgedOnlyOnceSynced) {

@@ -11,7 +11,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -67,6 +70,44 @@ class Statement {
   sqlite3* db_;
   int bind_rc_ = 0;
 };
+
+// Row readers. `read` turns the current row of a Statement into a T, returning either T or
+// core::Result<T> (a decode that may fail); a failed step or decode ends the read with its error.
+
+// The row at `stmt`'s current position, read by `read`.
+template <typename T, typename Read>
+core::Result<T> ReadRow(Statement& stmt, Read& read) {
+  if constexpr (std::is_same_v<std::invoke_result_t<Read&, Statement&>, core::Result<T>>) {
+    return read(stmt);
+  } else {
+    return core::Result<T>(read(stmt));
+  }
+}
+
+// The first row of `stmt`, or nullopt when there is none.
+template <typename T, typename Read>
+core::Result<std::optional<T>> ReadFirstRow(Statement& stmt, Read read) {
+  GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return std::optional<T>();
+  }
+  GPUORCH_ASSIGN_OR_RETURN(T value, ReadRow<T>(stmt, read));
+  return std::optional<T>(std::move(value));
+}
+
+// Every row of `stmt`, in order.
+template <typename T, typename Read>
+core::Result<std::vector<T>> ReadAllRows(Statement& stmt, Read read) {
+  std::vector<T> out;
+  for (;;) {
+    GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) {
+      return out;
+    }
+    GPUORCH_ASSIGN_OR_RETURN(T value, ReadRow<T>(stmt, read));
+    out.push_back(std::move(value));
+  }
+}
 
 class Connection {
  public:

@@ -62,14 +62,7 @@ core::Result<std::vector<CredentialRecord>> SelectCredentials(Connection& db) {
   GPUORCH_ASSIGN_OR_RETURN(Statement stmt,
                            db.Prepare("SELECT " + std::string(kCredentialColumns) +
                                       " FROM provider_credentials ORDER BY provider, name"));
-  std::vector<CredentialRecord> credentials;
-  for (;;) {
-    GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) {
-      return credentials;
-    }
-    credentials.push_back(ReadCredential(stmt));
-  }
+  return ReadAllRows<CredentialRecord>(stmt, &ReadCredential);
 }
 
 core::Status DeleteCredentialRow(Connection& db, const std::string& provider,

@@ -126,24 +126,11 @@ core::Result<Instance> ReadInstance(const Statement& row) {
 }
 
 core::Result<std::optional<Instance>> ReadOptionalInstance(Statement& stmt) {
-  GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) {
-    return std::optional<Instance>();
-  }
-  GPUORCH_ASSIGN_OR_RETURN(Instance instance, ReadInstance(stmt));
-  return std::optional<Instance>(std::move(instance));
+  return ReadFirstRow<Instance>(stmt, &ReadInstance);
 }
 
 core::Result<std::vector<Instance>> ReadAllInstances(Statement& stmt) {
-  std::vector<Instance> instances;
-  for (;;) {
-    GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) {
-      return instances;
-    }
-    GPUORCH_ASSIGN_OR_RETURN(Instance instance, ReadInstance(stmt));
-    instances.push_back(std::move(instance));
-  }
+  return ReadAllRows<Instance>(stmt, &ReadInstance);
 }
 
 // Overwrites the mutable columns of the row with `instance.seq`.

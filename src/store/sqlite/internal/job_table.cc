@@ -83,24 +83,11 @@ core::Result<Job> ReadJob(const Statement& row) {
 }
 
 core::Result<std::optional<Job>> ReadOptionalJob(Statement& stmt) {
-  GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) {
-    return std::optional<Job>();
-  }
-  GPUORCH_ASSIGN_OR_RETURN(Job job, ReadJob(stmt));
-  return std::optional<Job>(std::move(job));
+  return ReadFirstRow<Job>(stmt, &ReadJob);
 }
 
 core::Result<std::vector<Job>> ReadAllJobs(Statement& stmt) {
-  std::vector<Job> jobs;
-  for (;;) {
-    GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) {
-      return jobs;
-    }
-    GPUORCH_ASSIGN_OR_RETURN(Job job, ReadJob(stmt));
-    jobs.push_back(std::move(job));
-  }
+  return ReadAllRows<Job>(stmt, &ReadJob);
 }
 
 }  // namespace

@@ -95,26 +95,13 @@ core::Status UpsertNodeRow(Connection& db, const NodeRecord& node) {
 core::Result<std::optional<NodeRecord>> SelectNodeById(Connection& db, const std::string& id) {
   GPUORCH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(SelectNodesSql("WHERE id = ?")));
   stmt.Bind(1, id);
-  GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) {
-    return std::optional<NodeRecord>();
-  }
-  GPUORCH_ASSIGN_OR_RETURN(NodeRecord node, ReadNode(stmt));
-  return std::optional<NodeRecord>(std::move(node));
+  return ReadFirstRow<NodeRecord>(stmt, &ReadNode);
 }
 
 core::Result<std::vector<NodeRecord>> SelectNodes(Connection& db) {
   GPUORCH_ASSIGN_OR_RETURN(Statement stmt,
                            db.Prepare(SelectNodesSql("ORDER BY registered_at_ms, seq")));
-  std::vector<NodeRecord> nodes;
-  for (;;) {
-    GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) {
-      return nodes;
-    }
-    GPUORCH_ASSIGN_OR_RETURN(NodeRecord node, ReadNode(stmt));
-    nodes.push_back(std::move(node));
-  }
+  return ReadAllRows<NodeRecord>(stmt, &ReadNode);
 }
 
 }  // namespace gpuorch::store::sqlite_internal

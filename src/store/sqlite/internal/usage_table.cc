@@ -76,14 +76,7 @@ core::Result<std::vector<UsageRecord>> SelectUsage(Connection& db, const UsageQu
   if (query.active_since) {
     stmt.Bind(index++, core::ToUnixMillis(*query.active_since));
   }
-  std::vector<UsageRecord> records;
-  for (;;) {
-    GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) {
-      return records;
-    }
-    records.push_back(ReadUsage(stmt));
-  }
+  return ReadAllRows<UsageRecord>(stmt, &ReadUsage);
 }
 
 core::Result<std::string> InitAndSelectSetting(Connection& db, const std::string& key,

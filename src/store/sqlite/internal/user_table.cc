@@ -66,27 +66,6 @@ ApiTokenRecord ReadApiToken(const Statement& row) {
                         .revoked_at = FromMillis(row.OptionalInt64(7))};
 }
 
-template <typename T, typename Read>
-core::Result<std::optional<T>> ReadOptional(Statement& stmt, Read read) {
-  GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) {
-    return std::optional<T>();
-  }
-  return std::optional<T>(read(stmt));
-}
-
-template <typename T, typename Read>
-core::Result<std::vector<T>> ReadAll(Statement& stmt, Read read) {
-  std::vector<T> out;
-  for (;;) {
-    GPUORCH_ASSIGN_OR_RETURN(bool row, stmt.Step());
-    if (!row) {
-      return out;
-    }
-    out.push_back(read(stmt));
-  }
-}
-
 // The checks shared by insert and update; the name only matters to an insert.
 core::Status CheckUser(const UserRecord& user, bool check_name) {
   if (user.id.empty()) {
@@ -128,7 +107,7 @@ core::Result<std::optional<ApiTokenRecord>> SelectApiTokenById(Connection& db,
                                                                const std::string& id) {
   GPUORCH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(SelectApiTokensSql("WHERE id = ?")));
   stmt.Bind(1, id);
-  return ReadOptional<ApiTokenRecord>(stmt, &ReadApiToken);
+  return ReadFirstRow<ApiTokenRecord>(stmt, &ReadApiToken);
 }
 
 }  // namespace
@@ -153,19 +132,19 @@ core::Status InsertUserRow(Connection& db, const UserRecord& user) {
 core::Result<std::optional<UserRecord>> SelectUserById(Connection& db, const std::string& id) {
   GPUORCH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(SelectUsersSql("WHERE id = ?")));
   stmt.Bind(1, id);
-  return ReadOptional<UserRecord>(stmt, &ReadUser);
+  return ReadFirstRow<UserRecord>(stmt, &ReadUser);
 }
 
 core::Result<std::optional<UserRecord>> SelectUserByName(Connection& db, const std::string& name) {
   GPUORCH_ASSIGN_OR_RETURN(Statement stmt, db.Prepare(SelectUsersSql("WHERE name = ?")));
   stmt.Bind(1, name);
-  return ReadOptional<UserRecord>(stmt, &ReadUser);
+  return ReadFirstRow<UserRecord>(stmt, &ReadUser);
 }
 
 core::Result<std::vector<UserRecord>> SelectUsers(Connection& db) {
   GPUORCH_ASSIGN_OR_RETURN(Statement stmt,
                            db.Prepare(SelectUsersSql("ORDER BY created_at_ms, rowid")));
-  return ReadAll<UserRecord>(stmt, &ReadUser);
+  return ReadAllRows<UserRecord>(stmt, &ReadUser);
 }
 
 core::Result<UserRecord> UpdateUserRow(Connection& db, const UserRecord& user) {
@@ -233,7 +212,7 @@ core::Result<std::vector<ApiTokenRecord>> SelectApiTokens(
   if (user_id) {
     stmt.Bind(1, *user_id);
   }
-  return ReadAll<ApiTokenRecord>(stmt, &ReadApiToken);
+  return ReadAllRows<ApiTokenRecord>(stmt, &ReadApiToken);
 }
 
 core::Result<ApiTokenRecord> RevokeApiTokenRow(Connection& db, const std::string& id,
